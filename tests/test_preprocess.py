@@ -1,0 +1,72 @@
+"""Bucketed, padded tf.data batches: shapes, masks, weights and order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfft.preprocess import bucket_lengths, text_dataset, token_dataset
+from tfft.tokenization import Encoded
+
+
+def encoded(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [rng.integers(5, 50, size=n).astype(np.int32) for n in lengths]
+    return Encoded(ids, [np.zeros_like(row) for row in ids])
+
+
+def test_bucket_lengths():
+    assert bucket_lengths(128) == [16, 32, 64, 128]
+    assert bucket_lengths(100) == [16, 32, 64, 100]
+    assert bucket_lengths(16) == [16]
+    assert bucket_lengths(8) == [8]
+
+
+def test_training_batches_use_few_shapes_and_consistent_masks():
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(2, 129, size=300)
+    data = encoded(lengths)
+    labels = np.arange(300, dtype=np.int32) % 3
+    dataset = token_dataset(data, labels, batch_size=16, max_length=128, training=True, seed=3)
+    shapes = set()
+    seen_rows = 0
+    for features, y, w in dataset:
+        ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy()
+        shapes.add(ids.shape)
+        assert ids.shape[0] == 16 and y.shape == (16,) and w.shape == (16,)
+        assert ids.shape[1] in (16, 32, 64, 128)
+        real = w.numpy() > 0
+        # mask is 1 exactly on the non-padding positions of real rows
+        row_lengths = mask.sum(axis=1)
+        assert np.all(mask[real].cumprod(axis=1) == mask[real])  # right padding
+        assert np.all(ids[mask == 0] == 0)
+        assert np.all(row_lengths[~real] == 0)
+        seen_rows += int(real.sum())
+    assert seen_rows == 300  # nothing dropped
+    assert len(shapes) <= 4
+
+
+def test_eval_batches_keep_order_and_labels():
+    lengths = [3, 40, 7, 128, 20]
+    data = encoded(lengths)
+    labels = np.array([0, 1, 2, 3, 4], np.int32)
+    batches = list(token_dataset(data, labels, batch_size=2, max_length=128))
+    got_labels = np.concatenate([y.numpy() for _, y, _ in batches])
+    assert got_labels.tolist() == [0, 1, 2, 3, 4]
+    first_ids = batches[0][0]["input_ids"].numpy()
+    assert first_ids.shape == (2, 64)  # longest row 40 -> bucket 64
+    assert first_ids[0, :3].tolist() == data.input_ids[0].tolist()
+
+
+def test_prediction_dataset_has_features_only_in_order():
+    data = encoded([5, 9, 2])
+    batches = list(token_dataset(data, None, batch_size=2, max_length=32))
+    assert set(batches[0]) == {"input_ids", "attention_mask", "token_type_ids"}
+    assert batches[0]["input_ids"].shape == (2, 16)
+    assert batches[1]["attention_mask"].numpy().sum() == 2
+
+
+def test_text_dataset_pads_training_batches_with_zero_weight():
+    texts = ["a", "b", "c"]
+    batches = list(text_dataset(texts, None, np.array([0, 1, 0]), batch_size=2, training=True, seed=0))
+    assert [tuple(f["text"].shape) for f, _, _ in batches] == [(2,), (2,)]
+    assert sorted(np.concatenate([w.numpy() for _, _, w in batches]).tolist()) == [0.0, 1.0, 1.0, 1.0]

