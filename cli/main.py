@@ -66,9 +66,16 @@ def data_options(command):
     """Column and format options shared by fit, evaluate and predict."""
     options = [
         click.option("--text-column", default=None, help="Column with the text.  [default: text]"),
-        click.option("--text-pair-column", default=None, help="Column with the second text (sentence pairs)."),
-        click.option("--format", "data_format", type=click.Choice(["csv", "tsv", "jsonl"]), default=None,
-                     help="File format; by default from the extension (.csv, .tsv, .jsonl)."),
+        click.option(
+            "--text-pair-column", default=None, help="Column with the second text (sentence pairs)."
+        ),
+        click.option(
+            "--format",
+            "data_format",
+            type=click.Choice(["csv", "tsv", "jsonl"]),
+            default=None,
+            help="File format; by default from the extension (.csv, .tsv, .jsonl).",
+        ),
         click.option("--tfds-data-dir", default=None, help="TFDS data dir for tfds:NAME:SPLIT sources."),
     ]
     for option in reversed(options):
@@ -77,11 +84,22 @@ def data_options(command):
 
 
 @cli.command(epilog=EXAMPLE_FIT)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML file with sections data/model/train/runtime/export; flags win.")
-@click.option("--hf-model", default=None, help="Hugging Face TF checkpoint: a folder or a name in the local cache.")
-@click.option("--hub-url", default=None, help="TF Hub SavedModel: https URL (via the TF Hub cache) or local folder.")
-@click.option("--hub-preprocess-url", default=None, help="Preprocessor SavedModel for a BERT-style hub encoder.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file with sections data/model/train/runtime/export; flags win.",
+)
+@click.option(
+    "--hf-model", default=None, help="Hugging Face TF checkpoint: a folder or a name in the local cache."
+)
+@click.option(
+    "--hub-url", default=None, help="TF Hub SavedModel: https URL (via the TF Hub cache) or local folder."
+)
+@click.option(
+    "--hub-preprocess-url", default=None, help="Preprocessor SavedModel for a BERT-style hub encoder."
+)
 @click.option("--task", default=None, help="Task.  [default: classify]")
 @click.option("--train", default=None, help="Training data: CSV, TSV or JSON Lines file, or tfds:NAME:SPLIT.")
 @click.option("--eval", "eval_path", default=None, help="Evaluation data, same formats.")
@@ -98,20 +116,42 @@ def data_options(command):
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate.  [default: 5e-5]")
 @click.option("--warmup-ratio", type=float, default=None, help="Share of steps to warm up.  [default: 0.1]")
 @click.option("--weight-decay", type=float, default=None, help="AdamW weight decay.  [default: 0.01]")
-@click.option("--optimizer", type=click.Choice(["adamw", "adam", "sgd"]), default=None, help="[default: adamw]")
-@click.option("--early-stopping-patience", type=int, default=None,
-              help="Stop after N epochs without improvement of --monitor.")
+@click.option(
+    "--optimizer", type=click.Choice(["adamw", "adam", "sgd"]), default=None, help="[default: adamw]"
+)
+@click.option(
+    "--early-stopping-patience",
+    type=int,
+    default=None,
+    help="Stop after N epochs without improvement of --monitor.",
+)
 @click.option("--monitor", default=None, help="Metric that picks the best epoch.  [default: val_accuracy]")
 @click.option("--seed", type=int, default=None, help="Random seed.  [default: 42]")
-@click.option("--steps-per-execution", type=int, default=None, help="Train steps per tf.function call. [default: 1]")
-@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multi-worker"]), default=None,
-              help="tf.distribute strategy; auto = mirrored with several GPUs.  [default: auto]")
+@click.option(
+    "--steps-per-execution", type=int, default=None, help="Train steps per tf.function call. [default: 1]"
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "default", "mirrored", "multi-worker"]),
+    default=None,
+    help="tf.distribute strategy; auto = mirrored with several GPUs.  [default: auto]",
+)
 @click.option("--xla/--no-xla", default=None, help="XLA-compile training.  [default: on where it works]")
-@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]),
-              default=None, help="auto = mixed_float16 on GPUs that support it, else float32.  [default: auto]")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]),
+    default=None,
+    help="auto = mixed_float16 on GPUs that support it, else float32.  [default: auto]",
+)
 @click.option("--deterministic", is_flag=True, default=None, help="Enable TF op determinism.")
-@click.option("--run-dir", default=None, help="Run folder for config, metrics, logs, checkpoints. [default: runs/<time>]")
-@click.option("--export-dir", default=None, help="Export here as <export-dir>/<version>/ (e.g. saved_models/sst2).")
+@click.option(
+    "--run-dir",
+    default=None,
+    help="Run folder for config, metrics, logs, checkpoints. [default: runs/<time>]",
+)
+@click.option(
+    "--export-dir", default=None, help="Export here as <export-dir>/<version>/ (e.g. saved_models/sst2)."
+)
 @handle_errors
 def fit(config_path, **options):
     """Fine-tune a backbone, evaluate each epoch, keep the best weights and export."""
@@ -119,33 +159,64 @@ def fit(config_path, **options):
     from tfft.pipeline import run_fit
 
     names = {
-        "data": ["train", "eval_path", "text_column", "text_pair_column", "label_column", "data_format",
-                 "eval_split", "max_train_examples", "max_eval_examples", "max_length", "tfds_data_dir"],
+        "data": [
+            "train",
+            "eval_path",
+            "text_column",
+            "text_pair_column",
+            "label_column",
+            "data_format",
+            "eval_split",
+            "max_train_examples",
+            "max_eval_examples",
+            "max_length",
+            "tfds_data_dir",
+        ],
         "model": ["hf_model", "hub_url", "hub_preprocess_url", "task", "pooling", "dropout"],
-        "train": ["epochs", "batch_size", "learning_rate", "warmup_ratio", "weight_decay", "optimizer",
-                  "early_stopping_patience", "monitor", "seed", "steps_per_execution"],
+        "train": [
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "warmup_ratio",
+            "weight_decay",
+            "optimizer",
+            "early_stopping_patience",
+            "monitor",
+            "seed",
+            "steps_per_execution",
+        ],
         "runtime": ["strategy", "xla", "precision", "deterministic"],
         "export": ["export_dir", "run_dir"],
     }
     renamed = {"eval_path": "eval", "data_format": "format"}
     overrides = {
-        f"{section}.{renamed.get(name, name)}": options[name] for section, keys in names.items() for name in keys
+        f"{section}.{renamed.get(name, name)}": options[name]
+        for section, keys in names.items()
+        for name in keys
     }
     config = load_config(config_path, overrides)
     result = run_fit(config)
-    click.echo(json.dumps({
-        "run_dir": str(result.run_dir),
-        "export_path": None if result.export_path is None else str(result.export_path),
-        "eval": {k: v for k, v in result.metrics.items() if k in ("examples", "accuracy", "macro_f1")},
-    }))
+    click.echo(
+        json.dumps(
+            {
+                "run_dir": str(result.run_dir),
+                "export_path": None if result.export_path is None else str(result.export_path),
+                "eval": {
+                    k: v for k, v in result.metrics.items() if k in ("examples", "accuracy", "macro_f1")
+                },
+            }
+        )
+    )
 
 
-@cli.command(epilog="""
+@cli.command(
+    epilog="""
 \b
 Examples:
   tfft evaluate saved_models/sst2 --data dev.tsv --text-column sentence --label-column label
   tfft evaluate saved_models/sst2/3 --data dev.jsonl --json
-""")
+"""
+)
 @click.argument("model_dir", type=click.Path())
 @click.option("--data", required=True, help="Labelled data: CSV, TSV, JSON Lines or tfds:NAME:SPLIT.")
 @data_options
@@ -154,16 +225,31 @@ Examples:
 @click.option("--max-examples", type=int, default=None, help="Use only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @handle_errors
-def evaluate(model_dir, data, text_column, text_pair_column, data_format, tfds_data_dir, label_column,
-             batch_size, max_examples, as_json):
+def evaluate(
+    model_dir,
+    data,
+    text_column,
+    text_pair_column,
+    data_format,
+    tfds_data_dir,
+    label_column,
+    batch_size,
+    max_examples,
+    as_json,
+):
     """Metrics of an exported model (MODEL_DIR: version, model or run folder) on labelled data."""
     from tfft.data import TableSpec
     from tfft.pipeline import run_evaluate
 
-    spec = TableSpec(text_column=text_column or "text", text_pair_column=text_pair_column,
-                     label_column=label_column, format=data_format)
-    metrics = run_evaluate(model_dir, data, spec, batch_size=batch_size, max_examples=max_examples,
-                           tfds_data_dir=tfds_data_dir)
+    spec = TableSpec(
+        text_column=text_column or "text",
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        format=data_format,
+    )
+    metrics = run_evaluate(
+        model_dir, data, spec, batch_size=batch_size, max_examples=max_examples, tfds_data_dir=tfds_data_dir
+    )
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -172,35 +258,57 @@ def evaluate(model_dir, data, text_column, text_pair_column, data_format, tfds_d
     click.echo(f"accuracy  {metrics['accuracy']:.4f}")
     click.echo(f"macro_f1  {metrics['macro_f1']:.4f}")
     for name, scores in metrics["per_class"].items():
-        click.echo(f"  {name:<12} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-                   f"f1 {scores['f1']:.4f}  support {scores['support']}")
+        click.echo(
+            f"  {name:<12} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+            f"f1 {scores['f1']:.4f}  support {scores['support']}"
+        )
 
 
-@cli.command(epilog="""
+@cli.command(
+    epilog="""
 \b
 Examples:
   tfft predict saved_models/sst2 --text "a gripping, funny film" --text "dull"
   tfft predict saved_models/sst2 --input dev.tsv --text-column sentence --output predictions.jsonl
-""")
+"""
+)
 @click.argument("model_dir", type=click.Path())
 @click.option("--text", "texts", multiple=True, help="A text to classify (repeatable).")
-@click.option("--text-pair", "text_pairs", multiple=True, help="Its second text, for pair models (repeatable).")
+@click.option(
+    "--text-pair", "text_pairs", multiple=True, help="Its second text, for pair models (repeatable)."
+)
 @click.option("--input", "input_path", default=None, help="A CSV, TSV or JSON Lines file of texts.")
 @data_options
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write JSON Lines here (default: stdout).")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), default=None, help="Write JSON Lines here (default: stdout)."
+)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @handle_errors
-def predict(model_dir, texts, text_pairs, input_path, text_column, text_pair_column, data_format, tfds_data_dir,
-            output, batch_size):
+def predict(
+    model_dir,
+    texts,
+    text_pairs,
+    input_path,
+    text_column,
+    text_pair_column,
+    data_format,
+    tfds_data_dir,
+    output,
+    batch_size,
+):
     """Labels and probabilities from an exported model, as JSON Lines."""
     from tfft.data import TableSpec, read_examples
     from tfft.errors import ConfigError
     from tfft.pipeline import predict_rows
 
     if bool(texts) == bool(input_path):
-        raise ConfigError("Give texts with --text (repeatable) or a file with --input, not both and not neither.")
+        raise ConfigError(
+            "Give texts with --text (repeatable) or a file with --input, not both and not neither."
+        )
     if input_path:
-        spec = TableSpec(text_column=text_column or "text", text_pair_column=text_pair_column, format=data_format)
+        spec = TableSpec(
+            text_column=text_column or "text", text_pair_column=text_pair_column, format=data_format
+        )
         examples = read_examples(input_path, spec, data_dir=tfds_data_dir, option="--input")
         texts, pairs = examples.texts, examples.pairs
     else:
@@ -225,11 +333,13 @@ def predict(model_dir, texts, text_pairs, input_path, text_column, text_pair_col
     click.echo(f"Wrote {len(rows)} predictions to {output}", err=True)
 
 
-@cli.command(epilog="""
+@cli.command(
+    epilog="""
 \b
 Example:
   tfft export runs/20261128-101500 --export-dir saved_models/sst2
-""")
+"""
+)
 @click.argument("run_dir", type=click.Path())
 @click.option("--export-dir", default=None, help="Model folder in the serving root.  [default: the run's]")
 @handle_errors
@@ -240,12 +350,15 @@ def export(run_dir, export_dir):
     click.echo(str(run_export(run_dir, export_dir)))
 
 
-@cli.command("convert-hub", epilog="""
+@cli.command(
+    "convert-hub",
+    epilog="""
 \b
 Example:
   tfft convert-hub ./all-MiniLM-L6-v2 ./hub/minilm
   tfft fit --hub-url ./hub/minilm/encoder --hub-preprocess-url ./hub/minilm/preprocess --train train.tsv ...
-""")
+""",
+)
 @click.argument("hf_model", type=click.Path())
 @click.argument("output_dir", type=click.Path())
 @click.option("--seq-length", type=int, default=128, show_default=True, help="Preprocessor output length.")
@@ -256,7 +369,9 @@ def convert_hub(hf_model, output_dir, seq_length, overwrite):
     from tfft.backbones.hf import resolve_hf_source
     from tfft.backbones.hub_convert import convert_hf_to_hub
 
-    result = convert_hf_to_hub(resolve_hf_source(hf_model), output_dir, seq_length=seq_length, overwrite=overwrite)
+    result = convert_hf_to_hub(
+        resolve_hf_source(hf_model), output_dir, seq_length=seq_length, overwrite=overwrite
+    )
     click.echo(json.dumps({"encoder": str(result.encoder_dir), "preprocess": str(result.preprocess_dir)}))
 
 

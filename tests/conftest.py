@@ -15,8 +15,29 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 WORDS = [
-    "the", "movie", "film", "good", "great", "bad", "awful", "fun", "boring", "is", "was", "not",
-    "very", "and", "plot", "actors", "love", "hate", "it", "this", "cafe", "day", "night",
+    "the",
+    "movie",
+    "film",
+    "good",
+    "great",
+    "bad",
+    "awful",
+    "fun",
+    "boring",
+    "is",
+    "was",
+    "not",
+    "very",
+    "and",
+    "plot",
+    "actors",
+    "love",
+    "hate",
+    "it",
+    "this",
+    "cafe",
+    "day",
+    "night",
 ]
 
 
@@ -24,7 +45,13 @@ def tiny_vocab() -> list[str]:
     """Special tokens, punctuation, letters and ##letters (so any ASCII word tokenizes), a few words."""
     letters = list(string.ascii_lowercase) + list(string.digits)
     punctuation = list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + punctuation + letters + [f"##{c}" for c in letters] + WORDS
+    return (
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        + punctuation
+        + letters
+        + [f"##{c}" for c in letters]
+        + WORDS
+    )
 
 
 def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16, layers: int = 2) -> Path:
@@ -38,18 +65,28 @@ def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16,
     if model_type == "bert":
         tokenizer = transformers.BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
         config = transformers.BertConfig(
-            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=32, **common
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            **common,
         )
         model = transformers.TFBertModel(config)
     elif model_type == "distilbert":
         tokenizer = transformers.DistilBertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
-        config = transformers.DistilBertConfig(dim=hidden, n_layers=layers, n_heads=2, hidden_dim=32, **common)
+        config = transformers.DistilBertConfig(
+            dim=hidden, n_layers=layers, n_heads=2, hidden_dim=32, **common
+        )
         model = transformers.TFDistilBertModel(config)
     elif model_type == "electra":
         tokenizer = transformers.ElectraTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
         config = transformers.ElectraConfig(
-            embedding_size=hidden, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-            intermediate_size=32, **common,
+            embedding_size=hidden,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            **common,
         )
         model = transformers.TFElectraModel(config)
     else:
@@ -97,14 +134,18 @@ class _TinyTextEmbedding:
         class TextEmbedding(tf.Module):
             def __init__(self):
                 super().__init__()
-                init = tf.lookup.KeyValueTensorInitializer(tf.constant(words), tf.range(len(words), dtype=tf.int64))
+                init = tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(words), tf.range(len(words), dtype=tf.int64)
+                )
                 self.table = tf.lookup.StaticVocabularyTable(init, num_oov_buckets=1)
                 self.embeddings = tf.Variable(tf.random.stateless_normal([len(words) + 1, dim], seed=[1, 2]))
 
             @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
             def __call__(self, sentences):
                 tokens = tf.strings.split(tf.strings.lower(sentences))
-                vectors = tf.ragged.map_flat_values(tf.nn.embedding_lookup, self.embeddings, self.table.lookup(tokens))
+                vectors = tf.ragged.map_flat_values(
+                    tf.nn.embedding_lookup, self.embeddings, self.table.lookup(tokens)
+                )
                 return tf.reduce_mean(vectors, axis=1)
 
         module = TextEmbedding()

@@ -9,7 +9,6 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from tfft_cli.main import cli
 
 
@@ -20,9 +19,27 @@ def run(*args):
 
 def fit_args(tiny_bert_dir, data, tmp_path, *extra):
     return [
-        "fit", "--hf-model", tiny_bert_dir, "--train", data["train"], "--eval", data["dev"],
-        "--text-column", "sentence", "--epochs", "3", "--batch-size", "16", "--learning-rate", "1e-3",
-        "--no-xla", "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "saved_models" / "sent", *extra,
+        "fit",
+        "--hf-model",
+        tiny_bert_dir,
+        "--train",
+        data["train"],
+        "--eval",
+        data["dev"],
+        "--text-column",
+        "sentence",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "1e-3",
+        "--no-xla",
+        "--run-dir",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "saved_models" / "sent",
+        *extra,
     ]
 
 
@@ -31,8 +48,11 @@ def fitted(tiny_bert_dir, tiny_sentiment, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("cli_fit")
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"train": {"epochs": 1, "seed": 7}, "data": {"max_length": 32}}))
-    result = run(*fit_args(tiny_bert_dir, tiny_sentiment, tmp_path, "--config", config,
-                           "--early-stopping-patience", "2"))
+    result = run(
+        *fit_args(
+            tiny_bert_dir, tiny_sentiment, tmp_path, "--config", config, "--early-stopping-patience", "2"
+        )
+    )
     assert result.exit_code == 0, result.output
     return tmp_path, json.loads(result.output.strip().splitlines()[-1])
 
@@ -65,8 +85,15 @@ def test_fit_writes_run_folder_and_export(fitted):
 
 def test_evaluate_and_predict_on_the_export(fitted, tiny_sentiment):
     tmp_path, summary = fitted
-    result = run("evaluate", tmp_path / "saved_models" / "sent", "--data", tiny_sentiment["dev"],
-                 "--text-column", "sentence", "--json")
+    result = run(
+        "evaluate",
+        tmp_path / "saved_models" / "sent",
+        "--data",
+        tiny_sentiment["dev"],
+        "--text-column",
+        "sentence",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
     assert metrics["examples"] == 32
@@ -82,8 +109,16 @@ def test_evaluate_and_predict_on_the_export(fitted, tiny_sentiment):
         assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
     out = tmp_path / "pred.jsonl"
-    result = run("predict", summary["export_path"], "--input", tiny_sentiment["dev"], "--text-column", "sentence",
-                 "--output", out)
+    result = run(
+        "predict",
+        summary["export_path"],
+        "--input",
+        tiny_sentiment["dev"],
+        "--text-column",
+        "sentence",
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 32
 
@@ -102,19 +137,33 @@ def write(path, text, encoding="utf-8"):
 
 BAD_INPUTS = {
     "missing file": (lambda d: {"train": d / "nope.tsv"}, "No such file"),
-    "missing column": (lambda d: {"train": write(d / "t.tsv", "text\tlabel\nfun\t1\nbad\t0\n")},
-                       "no column `sentence`"),
-    "empty text": (lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\n \t0\n")},
-                   "t.tsv:3: column `sentence` is empty"),
-    "missing label": (lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t\n")},
-                      "t.tsv:3: column `label` is empty"),
-    "unseen eval label": (lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t0\n"),
-                                     "eval": write(d / "e.tsv", "sentence\tlabel\nok\t2\n")},
-                          "e.tsv:2: label '2' in column `label` was never seen in training"),
-    "not utf-8": (lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\ncaf\xe9\t1\n", "latin-1")},
-                  "t.tsv:2: column `sentence` is not valid UTF-8"),
-    "single label": (lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t1\n")},
-                     "single label"),
+    "missing column": (
+        lambda d: {"train": write(d / "t.tsv", "text\tlabel\nfun\t1\nbad\t0\n")},
+        "no column `sentence`",
+    ),
+    "empty text": (
+        lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\n \t0\n")},
+        "t.tsv:3: column `sentence` is empty",
+    ),
+    "missing label": (
+        lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t\n")},
+        "t.tsv:3: column `label` is empty",
+    ),
+    "unseen eval label": (
+        lambda d: {
+            "train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t0\n"),
+            "eval": write(d / "e.tsv", "sentence\tlabel\nok\t2\n"),
+        },
+        "e.tsv:2: label '2' in column `label` was never seen in training",
+    ),
+    "not utf-8": (
+        lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\ncaf\xe9\t1\n", "latin-1")},
+        "t.tsv:2: column `sentence` is not valid UTF-8",
+    ),
+    "single label": (
+        lambda d: {"train": write(d / "t.tsv", "sentence\tlabel\nfun\t1\nbad\t1\n")},
+        "single label",
+    ),
 }
 
 
@@ -122,8 +171,17 @@ BAD_INPUTS = {
 def test_bad_input_is_one_line_error(case, tmp_path, tiny_bert_dir):
     make, message = BAD_INPUTS[case]
     paths = make(tmp_path)
-    args = ["fit", "--hf-model", tiny_bert_dir, "--text-column", "sentence", "--train", paths["train"],
-            "--run-dir", tmp_path / "run"]
+    args = [
+        "fit",
+        "--hf-model",
+        tiny_bert_dir,
+        "--text-column",
+        "sentence",
+        "--train",
+        paths["train"],
+        "--run-dir",
+        tmp_path / "run",
+    ]
     if "eval" in paths:
         args += ["--eval", paths["eval"]]
     result = CliRunner().invoke(cli, [str(a) for a in args])
@@ -147,7 +205,9 @@ def test_bad_options_and_backbones(tmp_path, tiny_bert_dir, tiny_sentiment):
         (weights_missing / name).write_bytes((tiny_bert_dir / name).read_bytes())
     cases.append((["--hf-model", weights_missing], "weights"))
     blocker = write(tmp_path / "blocker", "a file")
-    cases.append((["--hf-model", tiny_bert_dir, "--export-dir", blocker / "sst2"], "Cannot write the export folder"))
+    cases.append(
+        (["--hf-model", tiny_bert_dir, "--export-dir", blocker / "sst2"], "Cannot write the export folder")
+    )
     for extra, message in cases:
         result = CliRunner().invoke(cli, ["fit", *map(str, base + extra)])
         assert result.exit_code == 1, (extra, result.output)
@@ -158,8 +218,49 @@ def test_bad_options_and_backbones(tmp_path, tiny_bert_dir, tiny_sentiment):
 def test_errors_reach_the_shell_without_traceback(tmp_path):
     process = subprocess.run(
         [sys.executable, "-m", "tfft_cli.main", "evaluate", str(tmp_path), "--data", str(tmp_path / "x.tsv")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert process.returncode == 1
     assert "Traceback" not in process.stderr
     assert process.stderr.strip().splitlines()[-1].startswith("Error: ")
+
+
+def test_hub_encoder_fit_in_a_fresh_process(tiny_hub_bert, tiny_sentiment, tmp_path):
+    """A new process (nothing imported beforehand) can load hub preprocessors and train."""
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfft_cli.main",
+            "fit",
+            "--hub-url",
+            str(tiny_hub_bert.encoder_dir),
+            "--hub-preprocess-url",
+            str(tiny_hub_bert.preprocess_dir),
+            "--train",
+            str(tiny_sentiment["train"]),
+            "--eval-split",
+            "0.25",
+            "--text-column",
+            "sentence",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--export-dir",
+            str(tmp_path / "saved_models" / "hub"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    assert result["eval"]["examples"] == 16
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["runtime"]["xla"] is False  # off by default for hub backbones
+    assert (tmp_path / "saved_models" / "hub" / "1" / "saved_model.pb").is_file()

@@ -23,8 +23,11 @@ def keras_probabilities(model, texts, pairs=None, max_length=128):
 
 def train_briefly(model, pairs=None):
     labels = ["pos", "neg", "pos", "neg", "pos"]
-    model.compile(optimizer=tfft.keras.keras.optimizers.Adam(1e-2), loss=tfft.loss_for(model),
-                  weighted_metrics=tfft.metrics_for(model))
+    model.compile(
+        optimizer=tfft.keras.keras.optimizers.Adam(1e-2),
+        loss=tfft.loss_for(model),
+        weighted_metrics=tfft.metrics_for(model),
+    )
     data = tfft.make_dataset(model, TEXTS, labels, text_pairs=pairs, batch_size=4, training=True, seed=0)
     model.fit(data, epochs=2, verbose=0)
 
@@ -47,7 +50,9 @@ def check_export(model, tmp_path, pairs=None, max_length=128):
 
 @pytest.mark.parametrize("pooling", ["auto", "cls", "pooler"])
 def test_hf_model_trains_and_exports_raw_text(tiny_bert_dir, tmp_path, pooling):
-    model = tfft.build_model(hf_model=str(tiny_bert_dir), task="classify", label_names=["neg", "pos"], pooling=pooling)
+    model = tfft.build_model(
+        hf_model=str(tiny_bert_dir), task="classify", label_names=["neg", "pos"], pooling=pooling
+    )
     assert model.output_shape == (None, 2)
     train_briefly(model)
     path = check_export(model, tmp_path)
@@ -121,8 +126,9 @@ def test_gpt2_decoder_pools_last_token_and_exports_ids_signature(tmp_path):
 
 def test_hub_encoder_with_preprocessor_and_with_vocab_asset(tiny_hub_bert, tmp_path):
     for preprocess in (str(tiny_hub_bert.preprocess_dir), None):
-        model = tfft.build_model(hub_url=str(tiny_hub_bert.encoder_dir), hub_preprocess_url=preprocess,
-                                 label_names=["neg", "pos"])
+        model = tfft.build_model(
+            hub_url=str(tiny_hub_bert.encoder_dir), hub_preprocess_url=preprocess, label_names=["neg", "pos"]
+        )
         before = [w.numpy().copy() for w in model.trainable_weights]
         train_briefly(model)
         changed = [not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights)]

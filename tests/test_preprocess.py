@@ -29,6 +29,8 @@ def test_training_batches_use_few_shapes_and_consistent_masks():
     dataset = token_dataset(data, labels, batch_size=16, max_length=128, training=True, seed=3)
     shapes = set()
     seen_rows = 0
+    steps = int(dataset.cardinality())
+    assert steps == sum(1 for _ in dataset)
     for features, y, w in dataset:
         ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy()
         shapes.add(ids.shape)

@@ -10,7 +10,13 @@ import pytest
 import tensorflow as tf
 import transformers
 
-from tfft.tokenization import GraphTextEncoder, HFTextEncoder, SequenceTemplate, pack_segments, truncated_lengths
+from tfft.tokenization import (
+    GraphTextEncoder,
+    HFTextEncoder,
+    SequenceTemplate,
+    pack_segments,
+    truncated_lengths,
+)
 
 VARIED = [
     "Hello, World!",
@@ -77,8 +83,12 @@ def test_special_token_text_is_a_known_difference(tiny_bert_dir):
 def test_truncation_matches_hugging_face_longest_first(tiny_bert_dir):
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(tiny_bert_dir))
     for len_a, len_b, max_length in itertools.product([1, 3, 6, 7, 10], [1, 4, 6, 9, 12], [8, 11, 14, 30]):
-        encoded = tokenizer(" ".join(["a"] * len_a), " ".join(["b"] * len_b), truncation="longest_first",
-                            max_length=max_length)
+        encoded = tokenizer(
+            " ".join(["a"] * len_a),
+            " ".join(["b"] * len_b),
+            truncation="longest_first",
+            max_length=max_length,
+        )
         types = encoded["token_type_ids"]
         want = (types.count(0) - 2, types.count(1) - 1)
         keep_a, keep_b = truncated_lengths(tf.constant([len_a]), tf.constant([len_b]), max_length - 3)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,9 @@ FORMATS = ("csv", "tsv", "jsonl")
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        raise ConfigError(f"`{name}` must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}")
+        raise ConfigError(
+            f"`{name}` must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}"
+        )
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -58,7 +61,9 @@ class DataConfig:
         if self.format is not None:
             _check_choice("format", self.format, FORMATS)
         if self.eval_split is not None and not 0 < self.eval_split < 1:
-            raise ConfigError(f"`eval_split` must be between 0 and 1. Received: eval_split={self.eval_split!r}")
+            raise ConfigError(
+                f"`eval_split` must be between 0 and 1. Received: eval_split={self.eval_split!r}"
+            )
         if self.max_length < 8:
             raise ConfigError(f"`max_length` must be at least 8. Received: max_length={self.max_length!r}")
         for name in ("max_train_examples", "max_eval_examples"):
@@ -116,7 +121,9 @@ class TrainConfig:
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("steps_per_execution", self.steps_per_execution)
         if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"`warmup_ratio` must be in [0, 1). Received: warmup_ratio={self.warmup_ratio!r}")
+            raise ConfigError(
+                f"`warmup_ratio` must be in [0, 1). Received: warmup_ratio={self.warmup_ratio!r}"
+            )
         if self.early_stopping_patience is not None:
             _check_positive("early_stopping_patience", self.early_stopping_patience)
 
@@ -160,16 +167,18 @@ class RunConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "configuration") -> "RunConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "configuration") -> RunConfig:
         """Build from nested mappings; unknown sections or keys are errors."""
-        groups = {field.name: field.type for field in dataclasses.fields(cls)}
+        groups = {field.name: type(field.default) for field in dataclasses.fields(cls)}
         kwargs = {}
         for section, values in (data or {}).items():
             if section not in groups:
-                raise ConfigError(f"{source}: unknown section `{section}`. Known sections: {', '.join(groups)}")
+                raise ConfigError(
+                    f"{source}: unknown section `{section}`. Known sections: {', '.join(groups)}"
+                )
             if not isinstance(values, Mapping):
                 raise ConfigError(f"{source}: section `{section}` must be a mapping. Received: {values!r}")
-            group_cls = {f.name: f for f in dataclasses.fields(cls)}[section].default.__class__
+            group_cls = groups[section]
             known = {f.name for f in dataclasses.fields(group_cls)}
             unknown = sorted(set(values) - known)
             if unknown:

@@ -61,7 +61,11 @@ class ClassifierServing(tf.Module):
         }
 
     def from_ids(self, input_ids, attention_mask, token_type_ids) -> dict:
-        features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        features = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
         return self._outputs(self.model(features, training=False))
 
     def from_text(self, text, text_pair=None) -> dict:
@@ -87,10 +91,15 @@ class ClassifierServing(tf.Module):
                 function = tf.function(lambda text: self.from_text(text))
                 signatures["serving_default"] = function.get_concrete_function(text)
         if not self.reads_text:
-            ids = [tf.TensorSpec([None, None], tf.int32, name=name)
-                   for name in ("input_ids", "attention_mask", "token_type_ids")]
-            function = tf.function(lambda input_ids, attention_mask, token_type_ids: self.from_ids(
-                input_ids, attention_mask, token_type_ids))
+            ids = [
+                tf.TensorSpec([None, None], tf.int32, name=name)
+                for name in ("input_ids", "attention_mask", "token_type_ids")
+            ]
+            function = tf.function(
+                lambda input_ids, attention_mask, token_type_ids: self.from_ids(
+                    input_ids, attention_mask, token_type_ids
+                )
+            )
             signatures["predict_ids"] = function.get_concrete_function(*ids)
             if "serving_default" not in signatures:
                 signatures["serving_default"] = signatures["predict_ids"]
@@ -99,11 +108,17 @@ class ClassifierServing(tf.Module):
 
 def next_version(export_dir: Path) -> int:
     """One more than the largest integer-named folder in ``export_dir`` (1 when none)."""
-    versions = [int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit()] if export_dir.is_dir() else []
+    versions = (
+        [int(p.name) for p in export_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+        if export_dir.is_dir()
+        else []
+    )
     return max(versions, default=0) + 1
 
 
-def export_saved_model(model, export_dir: str | os.PathLike, *, max_length: int = 128, extra: dict | None = None) -> Path:
+def export_saved_model(
+    model, export_dir: str | os.PathLike, *, max_length: int = 128, extra: dict | None = None
+) -> Path:
     """Export a tfft model as ``<export_dir>/<next version>/`` for TF Serving.
 
     The SavedModel is written to a temporary folder beside the target and renamed into
@@ -185,7 +200,9 @@ def resolve_export(path: str | os.PathLike) -> Path:
     if (path / "saved_model.pb").is_file():
         return path
     if path.is_dir():
-        versions = sorted((int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()))
+        versions = sorted(
+            int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+        )
         if versions:
             return path / str(versions[-1])
         summary = path / "summary.json"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfft.backbones import Backbone, load_backbone
 from tfft.config import TASKS
@@ -65,7 +65,9 @@ def build_model(
     (...)
     >>> config = transformers.BertConfig(vocab_size=8, hidden_size=8, num_hidden_layers=1,
     ...                                  num_attention_heads=2, intermediate_size=16)
-    >>> transformers.TFBertModel(config).save_pretrained(folder)
+    >>> bert = transformers.TFBertModel(config)
+    >>> _ = bert(bert.dummy_inputs)  # create the weights
+    >>> bert.save_pretrained(folder)
     >>> model = tfft.build_model(hf_model=folder, task="classify", label_names=["neg", "pos"])
     >>> model.compile(optimizer="adam", loss=tfft.loss_for(model), weighted_metrics=["accuracy"])
     >>> data = tfft.make_dataset(model, ["good movie", "bad movie"], labels=["pos", "neg"], batch_size=2)
@@ -85,7 +87,9 @@ def build_model(
             f"Received: label_names={list(label_names)!r}"
         )
     if len(label_names) < 2:
-        raise ConfigError(f"Classification needs at least 2 labels. Received: label_names={list(label_names)!r}")
+        raise ConfigError(
+            f"Classification needs at least 2 labels. Received: label_names={list(label_names)!r}"
+        )
     if backbone is None:
         backbone = load_backbone(hf_model=hf_model, hub_url=hub_url, hub_preprocess_url=hub_preprocess_url)
     elif hf_model or hub_url:

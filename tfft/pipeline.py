@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,7 +25,7 @@ from tfft.errors import ConfigError, DataError, ExportError
 from tfft.export import export_saved_model, load_metadata, resolve_export
 from tfft.keras import keras
 from tfft.model import build_model
-from tfft.runtime import runtime
+from tfft.execution import runtime
 from tfft.tasks.classify import classification_metrics
 from tfft.train import fit
 
@@ -58,13 +58,15 @@ def read_train_eval(config: RunConfig) -> tuple[TextExamples, TextExamples | Non
     if not data.train:
         raise ConfigError("--train is required: a CSV, TSV or JSON Lines file, or tfds:NAME:SPLIT.")
     spec = _table_spec(config)
-    train = read_examples(data.train, spec, max_examples=data.max_train_examples, data_dir=data.tfds_data_dir,
-                          option="--train")
+    train = read_examples(
+        data.train, spec, max_examples=data.max_train_examples, data_dir=data.tfds_data_dir, option="--train"
+    )
     if data.eval and data.eval_split:
         raise ConfigError("Give --eval or --eval-split, not both.")
     if data.eval:
-        evaluation = read_examples(data.eval, spec, max_examples=data.max_eval_examples, data_dir=data.tfds_data_dir,
-                                   option="--eval")
+        evaluation = read_examples(
+            data.eval, spec, max_examples=data.max_eval_examples, data_dir=data.tfds_data_dir, option="--eval"
+        )
     elif data.eval_split:
         train, evaluation = train.split(data.eval_split, config.train.seed)
     else:
@@ -100,7 +102,9 @@ def _check_export_dir(export_dir: Path) -> None:
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ExportError(f"Cannot write the export folder {export_dir}: {existing} is not a writable folder.")
+        raise ExportError(
+            f"Cannot write the export folder {export_dir}: {existing} is not a writable folder."
+        )
 
 
 def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
@@ -121,11 +125,14 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
             f"{train.source}: column `{config.data.label_column}` has a single label "
             f"({labels.names[0]!r}); classification needs at least 2."
         )
-    train_ids = np.asarray(labels.ids(train.labels, train.source, train.rows, config.data.label_column), np.int32)
+    train_ids = np.asarray(
+        labels.ids(train.labels, train.source, train.rows, config.data.label_column), np.int32
+    )
     eval_ids = None
     if evaluation is not None:
         eval_ids = np.asarray(
-            labels.ids(evaluation.labels, evaluation.source, evaluation.rows, config.data.label_column), np.int32
+            labels.ids(evaluation.labels, evaluation.source, evaluation.rows, config.data.label_column),
+            np.int32,
         )
     export_dir = Path(config.export.export_dir) if config.export.export_dir else None
     if export_dir is not None:
@@ -139,25 +146,27 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
     with runtime(config.runtime) as chosen:
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
-            model = build_model(
-                hf_model=config.model.hf_model,
-                hub_url=config.model.hub_url,
-                hub_preprocess_url=config.model.hub_preprocess_url,
-                task=config.model.task,
-                label_names=labels.names,
-                pair=config.data.text_pair_column is not None,
-                pooling=config.model.pooling,
-                dropout=config.model.dropout,
+            model = _build(config, labels)
+        xla = chosen.xla
+        if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
+            xla = False
+            logger.info(
+                "XLA is off by default for %s backbones (--xla turns it on).", model.tfft_spec.backbone.kind
             )
-        batch_size = config.train.batch_size
         train_data = _dataset(model, train, train_ids, config, training=True)
-        eval_data = None if evaluation is None else _dataset(model, evaluation, eval_ids, config, training=False)
+        eval_data = (
+            None if evaluation is None else _dataset(model, evaluation, eval_ids, config, training=False)
+        )
         steps_per_epoch = int(train_data.cardinality().numpy())
-        if steps_per_epoch < 0:  # bucketing hides the count: estimate it
-            steps_per_epoch = -(-len(train) // batch_size)
         history = fit(
-            model, train_data, eval_data, config.train, run_dir,
-            steps_per_epoch=steps_per_epoch, xla=chosen.xla, verbose=verbose,
+            model,
+            train_data,
+            eval_data,
+            config.train,
+            run_dir,
+            steps_per_epoch=steps_per_epoch,
+            xla=xla,
+            verbose=verbose,
         )
         train_seconds = time.perf_counter() - started
         metrics = {}
@@ -167,13 +176,15 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
         export_path = None
         if export_dir is not None:
             export_path = export_saved_model(
-                model, export_dir, max_length=config.data.max_length,
+                model,
+                export_dir,
+                max_length=config.data.max_length,
                 extra={"run_dir": str(run_dir), "eval_metrics": _headline(metrics)},
             )
     summary = {
         "run_dir": str(run_dir),
         "export_path": None if export_path is None else str(export_path),
-        "runtime": chosen.describe(),
+        "runtime": {**chosen.describe(), "xla": xla},
         "train_examples": len(train),
         "eval_examples": 0 if evaluation is None else len(evaluation),
         "train_seconds": round(train_seconds, 1),
@@ -182,6 +193,20 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return FitResult(run_dir, export_path, metrics, summary["history"])
+
+
+def _build(config: RunConfig, labels: LabelSet):
+    """The model a run configuration describes, with its label set."""
+    return build_model(
+        hf_model=config.model.hf_model,
+        hub_url=config.model.hub_url,
+        hub_preprocess_url=config.model.hub_preprocess_url,
+        task=config.model.task,
+        label_names=labels.names,
+        pair=config.data.text_pair_column is not None,
+        pooling=config.model.pooling,
+        dropout=config.model.dropout,
+    )
 
 
 def _headline(metrics: dict) -> dict:
@@ -204,8 +229,11 @@ def _dataset(model, examples: TextExamples, ids, config: RunConfig, training: bo
 def evaluate_keras(model, examples: TextExamples, ids: np.ndarray, config: RunConfig) -> dict:
     """Metrics of an in-memory model on labelled examples (order-preserving predict)."""
     data = make_dataset(
-        model, examples.texts, text_pairs=examples.pairs,
-        batch_size=config.train.batch_size, max_length=config.data.max_length,
+        model,
+        examples.texts,
+        text_pairs=examples.pairs,
+        batch_size=config.train.batch_size,
+        max_length=config.data.max_length,
     )
     logits = model.predict(data, verbose=0)
     probabilities = tf.nn.softmax(logits).numpy()
@@ -227,7 +255,9 @@ class ExportedClassifier:
         try:
             self.loaded = tf.saved_model.load(str(self.path))
         except Exception as error:  # noqa: BLE001
-            raise ExportError(f"{self.path}: cannot load the SavedModel: {str(error).splitlines()[0]}") from None
+            raise ExportError(
+                f"{self.path}: cannot load the SavedModel: {str(error).splitlines()[0]}"
+            ) from None
         self.labels = LabelSet(self.metadata["labels"])
         self.pair = bool(self.metadata.get("pair"))
         self._encoder = None
@@ -236,18 +266,22 @@ class ExportedClassifier:
 
             from tfft.tokenization import HFTextEncoder
 
-            self._encoder = HFTextEncoder(AutoTokenizer.from_pretrained(str(self.path / "assets.extra" / "tokenizer")))
+            self._encoder = HFTextEncoder(
+                AutoTokenizer.from_pretrained(str(self.path / "assets.extra" / "tokenizer"))
+            )
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> dict:
         """``{"label": [...], "label_id": array, "probabilities": array}`` for the texts."""
         if self.pair and pairs is None:
-            raise DataError(f"{self.path} is a sentence-pair model: give the second texts too (--text-pair-column).")
+            raise DataError(
+                f"{self.path} is a sentence-pair model: give the second texts too (--text-pair-column)."
+            )
         if not self.pair and pairs is not None:
             raise DataError(f"{self.path} reads single texts, but second texts were given.")
         outputs = {"label": [], "label_id": [], "probabilities": []}
         for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start:start + batch_size])
-            chunk_pairs = None if pairs is None else list(pairs[start:start + batch_size])
+            chunk = list(texts[start : start + batch_size])
+            chunk_pairs = None if pairs is None else list(pairs[start : start + batch_size])
             result = self._call(chunk, chunk_pairs)
             outputs["label"].extend(label.decode("utf-8") for label in result["label"].numpy())
             outputs["label_id"].append(result["label_id"].numpy())
@@ -270,7 +304,9 @@ class ExportedClassifier:
         pad_id = self._encoder.template.pad_id
 
         def padded(rows, value):
-            return tf.constant([np.pad(row, (0, length - len(row)), constant_values=value) for row in rows], tf.int32)
+            return tf.constant(
+                [np.pad(row, (0, length - len(row)), constant_values=value) for row in rows], tf.int32
+            )
 
         return self.loaded.signatures["predict_ids"](
             input_ids=padded(encoded.input_ids, pad_id),
@@ -279,8 +315,15 @@ class ExportedClassifier:
         )
 
 
-def run_evaluate(model_dir: str | os.PathLike, data: str, spec: TableSpec, *, batch_size: int = 64,
-                 max_examples: int | None = None, tfds_data_dir: str | None = None) -> dict:
+def run_evaluate(
+    model_dir: str | os.PathLike,
+    data: str,
+    spec: TableSpec,
+    *,
+    batch_size: int = 64,
+    max_examples: int | None = None,
+    tfds_data_dir: str | None = None,
+) -> dict:
     """Metrics of an exported model on a labelled file.
 
     Raises:
@@ -296,8 +339,12 @@ def run_evaluate(model_dir: str | os.PathLike, data: str, spec: TableSpec, *, ba
     return {"model": str(model.path), "data": examples.source, **metrics}
 
 
-def predict_rows(model_dir: str | os.PathLike, texts: Sequence[str], pairs: Sequence[str] | None = None,
-                 batch_size: int = 64) -> Iterator[dict]:
+def predict_rows(
+    model_dir: str | os.PathLike,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> Iterator[dict]:
     """One JSON-ready dict per input: the label and every label's probability."""
     model = ExportedClassifier(model_dir)
     outputs = model.predict(texts, pairs, batch_size=batch_size)
@@ -329,15 +376,8 @@ def run_export(run_dir: str | os.PathLike, export_dir: str | os.PathLike | None 
     labels = LabelSet.from_json(json.loads((run_dir / "labels.json").read_text()))
     target = Path(export_dir or config.export.export_dir or Path("saved_models") / run_dir.name)
     _check_export_dir(target)
-    model = build_model(
-        hf_model=config.model.hf_model,
-        hub_url=config.model.hub_url,
-        hub_preprocess_url=config.model.hub_preprocess_url,
-        task=config.model.task,
-        label_names=labels.names,
-        pair=config.data.text_pair_column is not None,
-        pooling=config.model.pooling,
-        dropout=config.model.dropout,
-    )
+    model = _build(config, labels)
     model.load_weights(str(checkpoint)).expect_partial()
-    return export_saved_model(model, target, max_length=config.data.max_length, extra={"run_dir": str(run_dir)})
+    return export_saved_model(
+        model, target, max_length=config.data.max_length, extra={"run_dir": str(run_dir)}
+    )

@@ -13,7 +13,7 @@ Elements are ``(features, labels, sample_weight)`` with features
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +40,13 @@ def bucket_lengths(max_length: int, min_bucket: int = MIN_BUCKET) -> list[int]:
         length *= 2
     lengths.append(max_length)
     return lengths
+
+
+def training_steps(encoded: Encoded, batch_size: int, buckets: list[int]) -> int:
+    """Batches in one training epoch: per bucket, its examples divided by the batch size, rounded up."""
+    bucket_of = np.searchsorted(np.asarray(buckets), encoded.lengths(), side="left")
+    counts = np.bincount(bucket_of, minlength=len(buckets) + 1)
+    return int(sum(-(-int(count) // batch_size) for count in counts))
 
 
 def _ragged(rows: Sequence[np.ndarray]) -> tf.RaggedTensor:
@@ -72,7 +79,8 @@ def _pad_length_to_bucket(buckets: list[int]):
         length = tf.shape(features["input_ids"])[1]
         target = bounds[tf.argmax(tf.cast(bounds >= length, tf.int32))]
         features = {
-            name: tf.pad(value, [[0, 0], [0, target - length]], constant_values=0) for name, value in features.items()
+            name: tf.pad(value, [[0, 0], [0, target - length]], constant_values=0)
+            for name, value in features.items()
         }
         return (features, *rest)
 
@@ -112,9 +120,12 @@ def token_dataset(
     types = _ragged(encoded.token_type_ids)
     if labels is None:
         dataset = tf.data.Dataset.from_tensor_slices((ids, types))
-        dataset = dataset.map(lambda i, t: {"input_ids": i, "attention_mask": tf.ones_like(i), "token_type_ids": t})
-        dataset = dataset.padded_batch(batch_size, padding_values={"input_ids": pad_id, "attention_mask": 0,
-                                                                    "token_type_ids": 0})
+        dataset = dataset.map(
+            lambda i, t: {"input_ids": i, "attention_mask": tf.ones_like(i), "token_type_ids": t}
+        )
+        dataset = dataset.padded_batch(
+            batch_size, padding_values={"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+        )
         return dataset.map(lambda f: _pad_length_to_bucket(buckets)(f)[0]).prefetch(tf.data.AUTOTUNE)
 
     labels = np.asarray(labels)
@@ -135,6 +146,10 @@ def token_dataset(
         )
         # Keep the batch dimension fixed for XLA; padded rows weigh 0.
         dataset = dataset.map(_pad_batch_dim(batch_size))
+        # The number of batches does not depend on the shuffle: one partial batch per bucket.
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(training_steps(encoded, batch_size, buckets))
+        )
     else:
         # Evaluation keeps partial batches (at most one extra shape per bucket), so that
         # Keras' mean loss is not diluted by padding rows.

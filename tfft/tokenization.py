@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -50,7 +50,7 @@ class SequenceTemplate:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "SequenceTemplate":
+    def from_json(cls, data: dict) -> SequenceTemplate:
         return cls(
             prefix=tuple(data["prefix"]),
             middle=tuple(data["middle"]),
@@ -60,7 +60,7 @@ class SequenceTemplate:
         )
 
     @classmethod
-    def bert(cls, cls_id: int, sep_id: int, pad_id: int) -> "SequenceTemplate":
+    def bert(cls, cls_id: int, sep_id: int, pad_id: int) -> SequenceTemplate:
         """``[CLS] a [SEP] b [SEP]``, the BERT layout."""
         return cls(prefix=(cls_id,), middle=(sep_id,), suffix=(sep_id,), pad_id=pad_id)
 
@@ -312,9 +312,10 @@ class HFTextEncoder(TextEncoder):
         )
         if tuple(single[single.index(first) + 1 :]) != template.suffix:
             raise BackboneError(
-                f"Unsupported special-token layout for {type(tokenizer).__name__}: single={single}, pair={pair}."
+                f"Unsupported special-token layout for {type(tokenizer).__name__}: "
+                f"single={single}, pair={pair}."
             )
-        if not ("token_type_ids" in tokenizer.model_input_names):
+        if "token_type_ids" not in tokenizer.model_input_names:
             template = dataclasses.replace(template, pair_type_id=0)
         return template
 

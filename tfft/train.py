@@ -46,7 +46,9 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     """
     schedule = WarmupLinearDecay(config.learning_rate, total_steps, round(config.warmup_ratio * total_steps))
     if config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6
+        )
         optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
         return optimizer
     if config.optimizer == "adam":
@@ -143,8 +145,8 @@ def fit(
         from tfft.errors import TfftError
 
         raise TfftError(
-            f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}. Try a lower --learning-rate "
-            "or --precision float32. Nothing was exported."
+            f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}. "
+            "Try a lower --learning-rate or --precision float32. Nothing was exported."
         )
     if Path(f"{best}.index").exists():
         model.load_weights(str(best))

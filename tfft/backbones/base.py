@@ -20,12 +20,14 @@ class Backbone:
         encoder: the :class:`~tfft.tokenization.TextEncoder` that makes its token ids,
             or None when the backbone reads raw strings.
         poolings: the pooling modes it supports; the first one is its default.
+        xla_by_default: whether ``--xla`` defaults to on with this backbone.
     """
 
     source: str
     kind: str
     encoder: TextEncoder | None = None
     poolings: tuple[str, ...] = ("cls", "mean")
+    xla_by_default: bool = True
 
     @property
     def reads_text(self) -> bool:

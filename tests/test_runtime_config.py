@@ -1,0 +1,143 @@
+"""Runtime (strategy, precision, XLA, determinism), configuration files, and the API docstring."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import tensorflow as tf
+
+import tfft
+from tfft.config import DataConfig, RunConfig, RuntimeConfig, TrainConfig, load_config
+from tfft.errors import ConfigError
+from tfft.keras import keras
+
+
+def test_runtime_sets_and_restores_precision():
+    before = keras.mixed_precision.global_policy().name
+    with tfft.runtime(RuntimeConfig(precision="mixed_bfloat16")) as chosen:
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert chosen.precision == "mixed_bfloat16" and chosen.replicas == 1
+    assert keras.mixed_precision.global_policy().name == before
+
+
+def test_auto_precision_is_float32_without_gpu_and_xla_on_by_default():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("checks the CPU defaults")
+    with tfft.runtime(RuntimeConfig()) as chosen:
+        assert chosen.precision == "float32" and chosen.xla is True
+
+
+def test_mixed_precision_head_outputs_float32(tiny_bert_dir):
+    with tfft.runtime(RuntimeConfig(precision="mixed_bfloat16")):
+        model = tfft.build_model(hf_model=str(tiny_bert_dir), num_labels=3)
+        logits = model.predict(tfft.make_dataset(model, ["the movie"], batch_size=1), verbose=0)
+        assert model.output.dtype == tf.float32 and logits.dtype == "float32"
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="TF_CONFIG"):
+        with tfft.runtime(RuntimeConfig(strategy="multi-worker")):
+            pass
+
+
+def test_config_validation_names_the_option():
+    with pytest.raises(ConfigError, match=r"`precision` must be one of .* Received: precision='half'"):
+        RuntimeConfig(precision="half")
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="max_length"):
+        DataConfig(max_length=2)
+
+
+def test_yaml_config_roundtrip_and_unknown_keys(tmp_path):
+    path = tmp_path / "run.yaml"
+    RunConfig(train=TrainConfig(epochs=5)).save(path)
+    assert load_config(path).train.epochs == 5
+    assert load_config(path, {"train.epochs": 1, "train.seed": None}).train.epochs == 1
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) epoch in section `train`"):
+        load_config(path)
+    path.write_text("trian:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match="unknown section `trian`"):
+        load_config(path)
+    path.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="No such configuration file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_same_seed_same_metrics(tiny_bert_dir, tiny_sentiment, tmp_path):
+    def once(name):
+        config = load_config(
+            None,
+            {
+                "model.hf_model": str(tiny_bert_dir),
+                "data.train": str(tiny_sentiment["train"]),
+                "data.eval": str(tiny_sentiment["dev"]),
+                "data.text_column": "sentence",
+                "train.epochs": 1,
+                "train.batch_size": 16,
+                "train.learning_rate": 1e-3,
+                "train.seed": 3,
+                "runtime.xla": False,
+                "runtime.deterministic": True,
+                "export.run_dir": str(tmp_path / name),
+            },
+        )
+        return tfft.run_fit(config, verbose=0)
+
+    first, second = once("a"), once("b")
+    assert first.history == second.history
+    assert first.metrics["accuracy"] == second.metrics["accuracy"]
+    assert first.export_path is None  # no --export-dir: nothing exported
+
+
+def test_build_model_docstring_example_runs():
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(tfft.model.build_model, "build_model", globs={}):
+        runner.run(test)
+    assert runner.failures == 0 and runner.tries > 5
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import tfft
+    config = tfft.load_config(None, {
+        "model.hf_model": sys.argv[1], "data.train": sys.argv[2], "data.text_column": "sentence",
+        "train.epochs": 1, "train.batch_size": 16, "runtime.strategy": "mirrored",
+        "export.run_dir": sys.argv[3],
+    })
+    result = tfft.run_fit(config, verbose=0)
+    summary = json.load(open(result.run_dir / "summary.json"))
+    print(json.dumps(summary["runtime"]))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus_turns_xla_off(tiny_bert_dir, tiny_sentiment, tmp_path):
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MIRRORED_SCRIPT,
+            str(tiny_bert_dir),
+            str(tiny_sentiment["train"]),
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    runtime = json.loads(process.stdout.strip().splitlines()[-1])
+    assert runtime["strategy"] == "MirroredStrategy" and runtime["replicas"] == 2 and runtime["xla"] is False
