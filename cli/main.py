@@ -131,6 +131,18 @@ def data_options(command):
     "--steps-per-execution", type=int, default=None, help="Train steps per tf.function call. [default: 1]"
 )
 @click.option(
+    "--backup-every-steps",
+    type=int,
+    default=None,
+    help="Back up the training state every N steps (default: every epoch), for resuming.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=None,
+    help="Continue the interrupted run in --run-dir (a backup there is used even without this flag).",
+)
+@click.option(
     "--strategy",
     type=click.Choice(["auto", "default", "mirrored", "multi-worker"]),
     default=None,
@@ -149,6 +161,8 @@ def data_options(command):
     default=None,
     help="Run folder for config, metrics, logs, checkpoints. [default: runs/<time>]",
 )
+@click.option("--name", default=None, help="Export to <export-root>/<name>/<version>/ (a plain folder name).")
+@click.option("--export-root", default=None, help="Serving root for --name.  [default: saved_models]")
 @click.option(
     "--export-dir", default=None, help="Export here as <export-dir>/<version>/ (e.g. saved_models/sst2)."
 )
@@ -184,9 +198,11 @@ def fit(config_path, **options):
             "monitor",
             "seed",
             "steps_per_execution",
+            "backup_every_steps",
+            "resume",
         ],
         "runtime": ["strategy", "xla", "precision", "deterministic"],
-        "export": ["export_dir", "run_dir"],
+        "export": ["export_dir", "name", "export_root", "run_dir"],
     }
     renamed = {"eval_path": "eval", "data_format": "format"}
     overrides = {

@@ -89,12 +89,54 @@ def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16,
             **common,
         )
         model = transformers.TFElectraModel(config)
+    elif model_type == "albert":
+        tokenizer = transformers.AlbertTokenizerFast(vocab_file=str(write_tiny_spiece(folder)))
+        config = transformers.AlbertConfig(
+            vocab_size=tokenizer.vocab_size,
+            embedding_size=hidden,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=128,
+        )
+        model = transformers.TFAlbertModel(config)
     else:
         raise ValueError(model_type)
     tokenizer.save_pretrained(str(folder))
     model(model.dummy_inputs)
     model.save_pretrained(str(folder))
     return folder
+
+
+def write_tiny_spiece(folder: Path) -> Path:
+    """A tiny ALBERT-style SentencePiece model trained on the spot (needs `sentencepiece`)."""
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece is needed to build a tiny ALBERT")
+    corpus = [
+        "the movie was good",
+        "the film was awful",
+        "great fun, love it",
+        "boring plot",
+        "hello world",
+        "Café déjà vu naïve façade",
+        "it's a quoted thing",
+        "UPPER lower MiXeD",
+        "numbers 3.14 and $5",
+    ] * 20
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=60,
+        model_type="unigram",
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    return folder / "spiece.model"
 
 
 @pytest.fixture(scope="session")

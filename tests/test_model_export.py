@@ -84,7 +84,7 @@ def test_export_to_unwritable_folder_is_a_clear_error(tiny_bert_dir, tmp_path):
         tfft.export_saved_model(model, blocker / "m")
 
 
-@pytest.mark.parametrize("model_type", ["distilbert", "electra"])
+@pytest.mark.parametrize("model_type", ["distilbert", "electra", "albert"])
 def test_other_encoder_families(tmp_path, model_type):
     from conftest import write_tiny_bert
 

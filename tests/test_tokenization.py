@@ -31,8 +31,8 @@ VARIED = [
     "UPPER lower MiXeD",
     "x" * 150,
     "long sentence " * 120,
-    "",
-    "   ",
+    "Hello ``World'' and ''quotes''",
+    "ＦＵＬＬ width １２３ and Æ œ",
 ]
 
 
@@ -41,9 +41,14 @@ def minilm_dir() -> Path:
     return Path(module.__file__).parent / "model"
 
 
-@pytest.fixture(scope="module", params=["tiny", "minilm"])
-def encoders(request, tiny_bert_dir):
-    folder = tiny_bert_dir if request.param == "tiny" else minilm_dir()
+@pytest.fixture(scope="module", params=["tiny", "minilm", "albert"])
+def encoders(request, tiny_bert_dir, tmp_path_factory):
+    if request.param == "albert":
+        from conftest import write_tiny_bert
+
+        folder = write_tiny_bert(tmp_path_factory.mktemp("albert"), model_type="albert")
+    else:
+        folder = tiny_bert_dir if request.param == "tiny" else minilm_dir()
     python = HFTextEncoder(transformers.AutoTokenizer.from_pretrained(str(folder)))
     return python, GraphTextEncoder(python.graph_tokenizer(), python.template)
 

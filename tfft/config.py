@@ -112,6 +112,8 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     seed: int = 42
     steps_per_execution: int = 1
+    backup_every_steps: int | None = None  # None: back up at the end of every epoch
+    resume: bool = False  # require a backup in the run folder (one is used whenever present)
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -126,6 +128,8 @@ class TrainConfig:
             )
         if self.early_stopping_patience is not None:
             _check_positive("early_stopping_patience", self.early_stopping_patience)
+        if self.backup_every_steps is not None:
+            _check_positive("backup_every_steps", self.backup_every_steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +150,26 @@ class RuntimeConfig:
 class ExportConfig:
     """Where the trained model is exported for TF Serving."""
 
-    export_dir: str | None = None  # saved_models/<name>; versions go below it
+    export_dir: str | None = None  # the model's folder, e.g. saved_models/sst2; versions go below it
+    name: str | None = None  # or: export to <export_root>/<name>
+    export_root: str = "saved_models"
     run_dir: str | None = None  # run folder: config, metrics, logs, checkpoints
+
+    def target(self) -> Path | None:
+        """The model folder to export to, or None when no export was asked for.
+
+        Raises:
+            ConfigError: both ``export_dir`` and ``name``, or a name that would leave the root.
+        """
+        from tfft.export import check_export_name
+
+        if self.export_dir and self.name:
+            raise ConfigError("Give --export-dir or --name, not both.")
+        if self.export_dir:
+            return Path(self.export_dir)
+        if self.name is not None:
+            return Path(self.export_root) / check_export_name(self.name)
+        return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfft.errors import ExportError
+from tfft.errors import ConfigError, ExportError
 from tfft.model import spec_of
 from tfft.tokenization import pack_segments, to_dense_inputs
 
@@ -140,7 +140,8 @@ def export_saved_model(
     export_dir = Path(export_dir)
     try:
         export_dir.mkdir(parents=True, exist_ok=True)
-        staging = export_dir / f".tmp-{uuid.uuid4().hex}"
+        remove_abandoned_staging(export_dir)
+        staging = export_dir / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir()
     except OSError as error:
         raise ExportError(f"Cannot write the export folder {export_dir}: {error.strerror or error}") from None
@@ -167,12 +168,61 @@ def export_saved_model(
             encoder.tokenizer.save_pretrained(str(extra_dir / "tokenizer"))
         (extra_dir / METADATA).write_text(json.dumps(metadata, indent=2))
         return _publish(staging, export_dir)
-    except OSError as error:
+    except (OSError, tf.errors.OpError) as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise ExportError(f"Cannot write the export in {export_dir}: {error.strerror or error}") from None
+        reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+        raise ExportError(
+            f"Cannot write the export in {export_dir}: {' '.join(str(reason).split())[:300]}. "
+            "Earlier versions are untouched."
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+STAGING_PREFIX = ".tmp-"
+
+
+def remove_abandoned_staging(export_dir: Path) -> None:
+    """Delete staging folders left by exports whose process died (e.g. killed mid-export).
+
+    Staging folders are named ``.tmp-<pid>-<random>``; one whose process no longer runs on
+    this machine can never be published.
+    """
+    for staging in export_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = staging.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            logger.info("Removing %s, left by an interrupted export", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+        except PermissionError:  # the process exists (another user's)
+            continue
+
+
+def check_export_name(name: str) -> str:
+    """A model name for ``<export root>/<name>/``: one plain path component.
+
+    Raises:
+        ConfigError: empty, absolute, ``.``/``..``, or containing a path separator.
+    """
+    bad = (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or os.path.isabs(name)
+        or name.startswith(STAGING_PREFIX)
+        or "\x00" in name
+    )
+    if bad:
+        raise ConfigError(
+            "--name must be a plain folder name inside the export root (no '/', '..' or absolute paths). "
+            f"Received: name={name!r}"
+        )
+    return name
 
 
 def _publish(staging: Path, export_dir: Path) -> Path:

@@ -22,10 +22,10 @@ from tfft.config import RunConfig, load_config
 from tfft.data import LabelSet, TableSpec, TextExamples, read_examples
 from tfft.datasets import make_dataset
 from tfft.errors import ConfigError, DataError, ExportError
+from tfft.execution import runtime
 from tfft.export import export_saved_model, load_metadata, resolve_export
 from tfft.keras import keras
 from tfft.model import build_model
-from tfft.execution import runtime
 from tfft.tasks.classify import classification_metrics
 from tfft.train import fit
 
@@ -107,12 +107,15 @@ def _check_export_dir(export_dir: Path) -> None:
         )
 
 
-def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
+def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | None = None) -> FitResult:
     """Fine-tune a backbone on a classification dataset, evaluate it and export it.
+
+    A run folder that holds a backup of an interrupted run (same configuration) is resumed.
 
     Args:
         config: the resolved run configuration.
         verbose: Keras progress output (``"auto"``, 0, 1 or 2).
+        callbacks: more Keras callbacks for ``model.fit``.
 
     Returns:
         A :class:`FitResult` with the run folder, the export and the final metrics.
@@ -134,7 +137,7 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
             labels.ids(evaluation.labels, evaluation.source, evaluation.rows, config.data.label_column),
             np.int32,
         )
-    export_dir = Path(config.export.export_dir) if config.export.export_dir else None
+    export_dir = config.export.target()
     if export_dir is not None:
         _check_export_dir(export_dir)
     run_dir = _make_run_dir(config)
@@ -167,6 +170,7 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
             steps_per_epoch=steps_per_epoch,
             xla=xla,
             verbose=verbose,
+            callbacks=callbacks,
         )
         train_seconds = time.perf_counter() - started
         metrics = {}
@@ -188,6 +192,8 @@ def run_fit(config: RunConfig, verbose: int | str = "auto") -> FitResult:
         "train_examples": len(train),
         "eval_examples": 0 if evaluation is None else len(evaluation),
         "train_seconds": round(train_seconds, 1),
+        "optimizer_steps": history.optimizer_steps,
+        "steps_per_epoch": steps_per_epoch,
         "eval": metrics,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
     }
@@ -374,7 +380,7 @@ def run_export(run_dir: str | os.PathLike, export_dir: str | os.PathLike | None 
         raise ExportError(f"{run_dir}: no checkpoint to export (checkpoints/best is missing).")
     config = load_config(config_path)
     labels = LabelSet.from_json(json.loads((run_dir / "labels.json").read_text()))
-    target = Path(export_dir or config.export.export_dir or Path("saved_models") / run_dir.name)
+    target = Path(export_dir or config.export.target() or Path(config.export.export_root) / run_dir.name)
     _check_export_dir(target)
     model = _build(config, labels)
     model.load_weights(str(checkpoint)).expect_partial()

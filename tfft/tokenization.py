@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -200,6 +201,42 @@ class WordPieceGraphTokenizer(GraphTokenizer):
         return self.tokenize_words(texts).merge_dims(-2, -1)
 
 
+class SentencePieceGraphTokenizer(GraphTokenizer):
+    """SentencePiece (ALBERT-style) with the Hugging Face preprocessing, via tensorflow-text.
+
+    Args:
+        model_proto: the serialized SentencePiece model (``spiece.model``).
+        lower_case: lower-case first (``do_lower_case``).
+        keep_accents: keep accents; otherwise NFKD and strip them.
+        remove_space: strip and collapse runs of whitespace.
+    """
+
+    def __init__(self, model_proto: bytes, lower_case: bool, keep_accents: bool, remove_space: bool):
+        super().__init__()
+        import tensorflow_text as text
+
+        self.lower_case = lower_case
+        self.keep_accents = keep_accents
+        self.remove_space = remove_space
+        self._tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+
+    def normalize(self, texts: tf.Tensor) -> tf.Tensor:
+        import tensorflow_text as text
+
+        if self.remove_space:
+            texts = tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+        texts = tf.strings.regex_replace(texts, "``|''", '"')
+        if not self.keep_accents:
+            texts = text.normalize_utf8(texts, "NFKD")
+            texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+        if self.lower_case:
+            texts = tf.strings.lower(texts, encoding="utf-8")
+        return texts
+
+    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return self._tokenizer.tokenize(self.normalize(texts))
+
+
 class HubPreprocessorTokenizer(GraphTokenizer):
     """The ``tokenize`` part of a TF Hub BERT preprocessor SavedModel."""
 
@@ -354,17 +391,33 @@ class HFTextEncoder(TextEncoder):
         vocab = [token for token, _ in sorted(self.tokenizer.get_vocab().items(), key=lambda item: item[1])]
         return {"vocab": vocab, "lower_case": lower, "unknown_token": model.get("unk_token", "[UNK]")}
 
+    def sentencepiece_settings(self) -> dict | None:
+        """Model file and preprocessing of an ALBERT-style SentencePiece tokenizer, or None."""
+        vocab_file = getattr(self.tokenizer, "vocab_file", None)
+        if not vocab_file or not str(vocab_file).endswith(".model") or not Path(vocab_file).is_file():
+            return None
+        if not all(
+            hasattr(self.tokenizer, name) for name in ("do_lower_case", "keep_accents", "remove_space")
+        ):
+            return None  # other SentencePiece tokenizers (T5, XLNet) preprocess differently
+        return {
+            "model_proto": Path(vocab_file).read_bytes(),
+            "lower_case": bool(self.tokenizer.do_lower_case),
+            "keep_accents": bool(self.tokenizer.keep_accents),
+            "remove_space": bool(self.tokenizer.remove_space),
+        }
+
     def graph_tokenizer(self) -> GraphTokenizer | None:
         if self._graph is None:
-            settings = self.wordpiece_settings()
-            if settings is None:
-                return None
-            self._graph = WordPieceGraphTokenizer(**settings)
+            wordpiece = self.wordpiece_settings()
+            if wordpiece is not None:
+                self._graph = WordPieceGraphTokenizer(**wordpiece)
+            else:
+                sentencepiece = self.sentencepiece_settings()
+                if sentencepiece is not None:
+                    self._graph = SentencePieceGraphTokenizer(**sentencepiece)
         return self._graph
 
     def describe(self) -> dict:
-        return {
-            **super().describe(),
-            "tokenizer_class": type(self.tokenizer).__name__,
-            "in_graph": self.wordpiece_settings() is not None,
-        }
+        in_graph = self.wordpiece_settings() is not None or self.sentencepiece_settings() is not None
+        return {**super().describe(), "tokenizer_class": type(self.tokenizer).__name__, "in_graph": in_graph}

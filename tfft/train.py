@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
 from tfft.config import TrainConfig
-from tfft.errors import ConfigError
+from tfft.errors import ConfigError, TfftError
 from tfft.keras import keras
 from tfft.model import loss_for, metrics_for
 
@@ -70,16 +71,45 @@ def compile_model(model: keras.Model, config: TrainConfig, total_steps: int, xla
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Writes the metrics of every finished epoch to ``metrics.json`` as training goes."""
+    """Writes the metrics of every finished epoch to ``metrics.json`` as training goes.
+
+    A resumed run keeps the epochs already recorded before the interruption.
+    """
 
     def __init__(self, path: Path):
         super().__init__()
         self.path = path
         self.epochs: list[dict] = []
+        if path.is_file():
+            try:
+                self.epochs = list(json.loads(path.read_text()).get("epochs", []))
+            except (ValueError, AttributeError):
+                self.epochs = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        record = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.epochs = [e for e in self.epochs if e.get("epoch", 0) < epoch + 1] + [record]
         self.path.write_text(json.dumps({"epochs": self.epochs}, indent=2))
+
+
+class NonFiniteLoss(TfftError):
+    """Training produced a NaN or infinite loss."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first non-finite training loss and remembers the optimizer step."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step: int | None = None
+        self.bad_loss: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.bad_loss = float(loss)
+            self.model.stop_training = True
 
 
 def fit(
@@ -92,12 +122,17 @@ def fit(
     steps_per_epoch: int,
     xla: bool = False,
     verbose: int | str = "auto",
+    callbacks: list | None = None,
 ) -> keras.callbacks.History:
-    """Compile and train; keep the best weights by ``config.monitor``.
+    """Compile and train; keep the best weights by ``config.monitor``; resume after a crash.
 
-    Writes into ``run_dir``: ``checkpoints/best`` (weights), ``logs/`` (TensorBoard) and
-    ``metrics.json`` (per epoch). With ``config.early_stopping_patience``, training stops
-    after that many epochs without improvement. The model ends with the best weights.
+    Writes into ``run_dir``: ``checkpoints/best`` (weights), ``logs/`` (TensorBoard),
+    ``metrics.json`` (per epoch) and, while training, ``backup/`` (weights, optimizer state,
+    epoch and step, every ``config.backup_every_steps`` steps or every epoch). When
+    ``backup/`` holds a backup, training continues from it: a run killed at any point and
+    started again with the same run folder ends with the same number of optimizer steps.
+    With ``config.early_stopping_patience``, training stops after that many epochs without
+    improvement. The model ends with the best weights.
 
     Args:
         model: a model from :func:`tfft.build_model`, built in the strategy scope.
@@ -107,11 +142,22 @@ def fit(
         run_dir: the run folder.
         steps_per_epoch: batches in one epoch (sets the schedule length).
         xla: compile the train step with XLA.
+        verbose: Keras progress output.
+        callbacks: more Keras callbacks.
 
     Returns:
-        The Keras ``History``.
+        The Keras ``History``, with ``optimizer_steps``: the steps taken in all, a resumed
+        run's earlier ones included.
+
+    Raises:
+        ConfigError: ``config.resume`` without a backup in ``run_dir``.
+        NonFiniteLoss: the loss became NaN or infinite (the backup is discarded;
+            ``checkpoints/best`` keeps the last good weights).
     """
     run_dir = Path(run_dir)
+    backup_dir = run_dir / "backup"
+    if config.resume and not any(backup_dir.glob("**/*.index")):
+        raise ConfigError(f"--resume: no backup to resume from in {backup_dir}.")
     monitor = config.monitor if eval_data is not None else "loss"
     if eval_data is None and config.early_stopping_patience:
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
@@ -121,33 +167,52 @@ def fit(
     compile_model(model, config, steps_per_epoch * config.epochs, xla)
 
     best = run_dir / "checkpoints" / "best"
-    callbacks = [
+    non_finite = StopOnNonFiniteLoss()
+    epoch_log = EpochLog(run_dir / "metrics.json")
+    # A resumed run only replaces the best checkpoint with a better one.
+    earlier = [e[monitor] for e in epoch_log.epochs if monitor in e and math.isfinite(e[monitor])]
+    threshold = (
+        (min if mode == "min" else max)(earlier) if earlier and Path(f"{best}.index").exists() else None
+    )
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=config.backup_every_steps or "epoch"),
+        non_finite,
         keras.callbacks.ModelCheckpoint(
-            str(best), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True
+            str(best),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=threshold,
         ),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
-        EpochLog(run_dir / "metrics.json"),
-        keras.callbacks.TerminateOnNaN(),
+        epoch_log,
+        *(callbacks or []),
     ]
     if config.early_stopping_patience:
-        callbacks.append(
+        all_callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience)
         )
+    if any(backup_dir.glob("**/*.index")):
+        logger.info("Resuming from the backup in %s", backup_dir)
     history = model.fit(
         train_data,
         validation_data=eval_data,
         epochs=config.epochs,
-        callbacks=callbacks,
+        callbacks=all_callbacks,
         verbose=verbose,
     )
-    losses = history.history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
-        from tfft.errors import TfftError
-
-        raise TfftError(
-            f"Training stopped: the loss became {losses[-1]} in epoch {len(losses)}. "
-            "Try a lower --learning-rate or --precision float32. Nothing was exported."
+    if non_finite.bad_step is not None:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # it may hold the broken weights
+        kept = f" {best} keeps the best weights so far." if Path(f"{best}.index").exists() else ""
+        raise NonFiniteLoss(
+            f"Training stopped: the loss became {non_finite.bad_loss} "
+            f"at optimizer step {non_finite.bad_step}. "
+            "Likely causes: a learning rate too high for this model (--learning-rate), or float16 overflow "
+            f"(--precision float32 or mixed_bfloat16).{kept} Nothing was exported."
         )
+    # Loading the best checkpoint also rewinds the optimizer: count the steps first.
+    history.optimizer_steps = int(model.optimizer.iterations.numpy())
     if Path(f"{best}.index").exists():
         model.load_weights(str(best))
         logger.info("Restored the best weights by %s from %s", monitor, best)

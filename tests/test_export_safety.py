@@ -1,0 +1,133 @@
+"""Exports are atomic, never overwrite, stay inside their root, and fail clearly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import tensorflow as tf
+
+import tfft
+from tfft import export as export_module
+from tfft.config import ExportConfig
+from tfft.errors import ConfigError, ExportError
+
+KILL_DURING_EXPORT = textwrap.dedent("""
+    import os, signal, sys
+    import tensorflow as tf
+    import tfft
+
+    original = tf.saved_model.save
+
+    def save_then_die(*args, **kwargs):
+        original(*args, **kwargs)  # the SavedModel is written, the version not yet published
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    tf.saved_model.save = save_then_die
+    model = tfft.build_model(hf_model=sys.argv[1], num_labels=2)
+    tfft.export_saved_model(model, sys.argv[2])
+""")
+
+
+@pytest.fixture(scope="module")
+def model(tiny_bert_dir):
+    return tfft.build_model(hf_model=str(tiny_bert_dir), num_labels=2)
+
+
+def versions(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.isdigit())
+
+
+def test_killed_export_leaves_no_version_and_is_cleaned_up_later(tiny_bert_dir, tmp_path, model):
+    target = tmp_path / "saved_models" / "m"
+    process = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_EXPORT, str(tiny_bert_dir), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    assert versions(target) == []
+    leftovers = [p for p in target.iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) == 1 and (leftovers[0] / "saved_model.pb").exists()
+
+    path = tfft.export_saved_model(model, target)
+    assert path.name == "1"
+    assert versions(target) == ["1"]
+    assert not leftovers[0].exists()  # its process is gone: removed
+
+
+def test_two_exports_racing_for_a_version_get_distinct_ones(tmp_path, monkeypatch):
+    target = tmp_path / "m"
+    target.mkdir()
+    first, second = target / ".tmp-a", target / ".tmp-b"
+    for staging in (first, second):
+        staging.mkdir()
+        (staging / "saved_model.pb").write_text(staging.name)
+    # Both exporters computed "1" before either renamed: the loser must move on to "2".
+    calls = iter([1, 1, 2])
+    monkeypatch.setattr(export_module, "next_version", lambda folder: next(calls))
+    assert export_module._publish(first, target).name == "1"
+    assert export_module._publish(second, target).name == "2"
+    assert (target / "1" / "saved_model.pb").read_text() == ".tmp-a"
+    assert (target / "2" / "saved_model.pb").read_text() == ".tmp-b"
+
+
+def test_full_disk_is_a_clear_error_and_keeps_earlier_versions(tmp_path, model, monkeypatch):
+    target = tmp_path / "m"
+    tfft.export_saved_model(model, target)
+
+    def no_space(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(tf.saved_model, "save", no_space)
+    with pytest.raises(ExportError, match="No space left on device. Earlier versions are untouched"):
+        tfft.export_saved_model(model, target)
+    assert versions(target) == ["1"]
+    assert (target / "1" / "saved_model.pb").is_file()
+    assert not [p for p in target.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_read_only_target_is_a_clear_error(model):
+    with pytest.raises(ExportError, match="Cannot write the export folder /proc/"):
+        tfft.export_saved_model(model, "/proc/tfft-export-test/m")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", ".", "", "a\\b", ".tmp-x"])
+def test_export_names_cannot_escape_the_root(name):
+    with pytest.raises(ConfigError, match="--name must be a plain folder name"):
+        ExportConfig(name=name).target()
+
+
+def test_export_name_goes_under_the_root(tmp_path):
+    assert ExportConfig(name="sst2", export_root=str(tmp_path)).target() == tmp_path / "sst2"
+    assert ExportConfig().target() is None
+    with pytest.raises(ConfigError, match="not both"):
+        ExportConfig(name="a", export_dir="b").target()
+
+
+def test_cli_rejects_escaping_name(tiny_bert_dir, tiny_sentiment, tmp_path):
+    from click.testing import CliRunner
+    from tfft_cli.main import cli
+
+    result = CliRunner().invoke(
+        cli,
+        [
+            "fit",
+            "--hf-model",
+            str(tiny_bert_dir),
+            "--train",
+            str(tiny_sentiment["train"]),
+            "--text-column",
+            "sentence",
+            "--name",
+            "../../etc",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--name must be a plain folder name" in result.output

@@ -1,0 +1,123 @@
+"""Crash and resume: a run killed with SIGKILL mid-epoch continues from its backup."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import tfft
+from tfft.config import load_config
+from tfft.errors import ConfigError
+from tfft.train import NonFiniteLoss
+
+SCRIPT = textwrap.dedent("""
+    import json, os, signal, sys
+    import tensorflow as tf
+    model_dir, train, dev, run_dir, strategy, kill_at = sys.argv[1:]
+    if strategy == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import tfft
+    from tfft.keras import keras
+
+    class KillAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) >= int(kill_at):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    config = tfft.load_config(None, {
+        "model.hf_model": model_dir, "data.train": train, "data.eval": dev, "data.text_column": "sentence",
+        "train.epochs": 2, "train.batch_size": 8, "train.learning_rate": 1e-3, "train.backup_every_steps": 3,
+        "runtime.strategy": strategy, "export.run_dir": run_dir,
+    })
+    result = tfft.run_fit(config, verbose=0, callbacks=[KillAt()] if int(kill_at) else [])
+    summary = json.load(open(result.run_dir / "summary.json"))
+    print(json.dumps({"steps": summary["optimizer_steps"], "per_epoch": summary["steps_per_epoch"],
+                      "eval": result.metrics["accuracy"], "loss": summary["history"]["loss"]}))
+""")
+
+
+def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0):
+    args = [
+        sys.executable,
+        "-c",
+        SCRIPT,
+        tiny_bert_dir,
+        data["train"],
+        data["dev"],
+        run_dir,
+        strategy,
+        kill_at,
+    ]
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentiment, tmp_path, strategy):
+    baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", strategy)
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    per_epoch = expected["per_epoch"]
+    assert expected["steps"] == 2 * per_epoch
+
+    kill_at = per_epoch + per_epoch // 2 + 1  # in the middle of the second epoch
+    killed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy, kill_at)
+    assert killed.returncode == -signal.SIGKILL
+    assert list((tmp_path / "run" / "backup").rglob("*.index"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1]
+
+    resumed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert got["steps"] == expected["steps"]
+    assert abs(got["eval"] - expected["eval"]) <= 0.25
+    assert got["loss"][-1] == pytest.approx(expected["loss"][-1], abs=0.15)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert not list((tmp_path / "run" / "backup").rglob("*.index"))  # removed once training finished
+
+
+def test_resume_without_backup_is_an_error(tiny_bert_dir, tiny_sentiment, tmp_path):
+    config = load_config(
+        None,
+        {
+            "model.hf_model": str(tiny_bert_dir),
+            "data.train": str(tiny_sentiment["train"]),
+            "data.text_column": "sentence",
+            "train.resume": True,
+            "export.run_dir": str(tmp_path / "run"),
+        },
+    )
+    with pytest.raises(ConfigError, match="no backup to resume from"):
+        tfft.run_fit(config, verbose=0)
+
+
+def test_non_finite_loss_stops_names_the_step_and_exports_nothing(tiny_bert_dir, tiny_sentiment, tmp_path):
+    config = load_config(
+        None,
+        {
+            "model.hf_model": str(tiny_bert_dir),
+            "data.train": str(tiny_sentiment["train"]),
+            "data.eval": str(tiny_sentiment["dev"]),
+            "data.text_column": "sentence",
+            "train.epochs": 2,
+            "train.optimizer": "sgd",
+            "train.learning_rate": 1e30,
+            "train.warmup_ratio": 0.0,
+            "runtime.xla": False,
+            "export.run_dir": str(tmp_path / "run"),
+            "export.export_dir": str(tmp_path / "saved_models" / "m"),
+        },
+    )
+    with pytest.raises(NonFiniteLoss, match=r"loss became (nan|inf) at optimizer step \d+\. Likely causes"):
+        tfft.run_fit(config, verbose=0)
+    assert not (tmp_path / "saved_models" / "m").exists() or not any(
+        (tmp_path / "saved_models" / "m").iterdir()
+    )
+    assert not (tmp_path / "run" / "backup").exists()
