@@ -141,3 +141,17 @@ def test_mirrored_strategy_on_two_logical_cpus_turns_xla_off(tiny_bert_dir, tiny
     assert process.returncode == 0, process.stderr[-3000:]
     runtime = json.loads(process.stdout.strip().splitlines()[-1])
     assert runtime["strategy"] == "MirroredStrategy" and runtime["replicas"] == 2 and runtime["xla"] is False
+
+
+def test_multi_worker_needs_a_shared_run_dir(tiny_bert_dir, tiny_sentiment):
+    config = load_config(
+        None,
+        {
+            "model.hf_model": str(tiny_bert_dir),
+            "data.train": str(tiny_sentiment["train"]),
+            "data.text_column": "sentence",
+            "runtime.strategy": "multi-worker",
+        },
+    )
+    with pytest.raises(ConfigError, match="multi-worker needs --run-dir"):
+        tfft.run_fit(config, verbose=0)

@@ -30,6 +30,8 @@ class Runtime:
     xla: bool
     replicas: int
     devices: tuple[str, ...]
+    worker: str | None = None  # "worker-1" etc. under MultiWorkerMirroredStrategy
+    is_chief: bool = True  # the one worker that writes run folders and exports
 
     def describe(self) -> dict:
         return {
@@ -38,7 +40,20 @@ class Runtime:
             "xla": self.xla,
             "replicas": self.replicas,
             "devices": list(self.devices),
+            "worker": self.worker,
         }
+
+
+def _worker_role(strategy: tf.distribute.Strategy) -> tuple[str | None, bool]:
+    """``(name, is_chief)`` of this process in a multi-worker cluster; ``(None, True)`` alone."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or task_type is None:
+        return None, True
+    task_id = int(resolver.task_id or 0)
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and not has_chief)
+    return f"{task_type}-{task_id}", is_chief
 
 
 def _gpu_supports_float16(gpus) -> bool:
@@ -50,7 +65,7 @@ def _gpu_supports_float16(gpus) -> bool:
     return bool(gpus)
 
 
-def _make_strategy(name: str, gpus, multi_worker_ok: bool = True) -> tf.distribute.Strategy:
+def _make_strategy(name: str, gpus) -> tf.distribute.Strategy:
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
     if name == "default":
@@ -102,7 +117,8 @@ def runtime(config: RuntimeConfig = RuntimeConfig()):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     try:
-        chosen = Runtime(strategy, precision, xla, strategy.num_replicas_in_sync, devices)
+        worker, is_chief = _worker_role(strategy)
+        chosen = Runtime(strategy, precision, xla, strategy.num_replicas_in_sync, devices, worker, is_chief)
         logger.info("Runtime: %s", chosen.describe())
         yield chosen
     finally:

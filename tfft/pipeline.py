@@ -11,6 +11,7 @@ import datetime
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -84,11 +85,12 @@ def default_run_dir(root: str | os.PathLike = "runs") -> Path:
     return path
 
 
-def _make_run_dir(config: RunConfig) -> Path:
-    run_dir = Path(config.export.run_dir) if config.export.run_dir else default_run_dir()
+def _make_run_dir(config: RunConfig, run_dir: Path | None = None) -> Path:
+    if run_dir is None:
+        run_dir = Path(config.export.run_dir) if config.export.run_dir else default_run_dir()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        probe = run_dir / f".write-test-{os.getpid()}"  # per process: workers share the folder
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -140,13 +142,21 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
     export_dir = config.export.target()
     if export_dir is not None:
         _check_export_dir(export_dir)
-    run_dir = _make_run_dir(config)
-    config.save(run_dir / "config.yaml")
-    (run_dir / "labels.json").write_text(json.dumps(labels.to_json(), indent=2))
-    logger.info("Run folder: %s", run_dir)
+    if config.runtime.strategy == "multi-worker" and not config.export.run_dir:
+        raise ConfigError("--strategy multi-worker needs --run-dir, the same folder on every worker.")
 
     started = time.perf_counter()
     with runtime(config.runtime) as chosen:
+        run_dir = _make_run_dir(config)
+        if not chosen.is_chief:
+            # Every worker trains and saves (saving runs collective ops); only the chief
+            # keeps the run folder and the export, the others write below it and discard.
+            run_dir = _make_run_dir(config, run_dir / "workers" / chosen.worker)
+            if export_dir is not None:
+                export_dir = run_dir / "discarded-export"
+        config.save(run_dir / "config.yaml")
+        (run_dir / "labels.json").write_text(json.dumps(labels.to_json(), indent=2))
+        logger.info("Run folder: %s", run_dir)
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
             model = _build(config, labels)
@@ -185,6 +195,9 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
                 max_length=config.data.max_length,
                 extra={"run_dir": str(run_dir), "eval_metrics": _headline(metrics)},
             )
+            if not chosen.is_chief:
+                shutil.rmtree(export_dir, ignore_errors=True)
+                export_path = None
     summary = {
         "run_dir": str(run_dir),
         "export_path": None if export_path is None else str(export_path),

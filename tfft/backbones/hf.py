@@ -75,6 +75,8 @@ class HFBackbone(Backbone):
 
     def pooled(self, inputs: dict, pooling: str) -> tf.Tensor:
         pooling = self.resolve_pooling(pooling)
+        if pooling != "pooler":
+            self._freeze_pooler()
         kwargs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
         if self.encoder.uses_token_types:
             kwargs["token_type_ids"] = inputs["token_type_ids"]
@@ -84,6 +86,12 @@ class HFBackbone(Backbone):
         return PoolSequence(pooling, name=f"{pooling}_pool")(
             outputs.last_hidden_state, inputs["attention_mask"]
         )
+
+    def _freeze_pooler(self) -> None:
+        """An unused pooler gets no gradients: keep it out of training and the optimizer."""
+        for layer in self.model._flatten_layers(include_self=False):
+            if layer.name == "pooler":
+                layer.trainable = False
 
     def describe(self) -> dict:
         return {**super().describe(), "model_type": self.model_type, "config": self.model.config.to_dict()}

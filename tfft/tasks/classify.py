@@ -87,8 +87,40 @@ def classification_head(features: tf.Tensor, num_labels: int, dropout: float) ->
     return keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
 
 
-def classification_loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+class WeightedMeanLoss(keras.losses.Loss):
+    """A per-example loss averaged with sample weights: ``sum(w * loss) / sum(w)``.
+
+    Keras' own reduction divides by the batch size, so the rows of weight 0 that fill up a
+    partial training batch (see :mod:`tfft.preprocess`) would shrink that batch's loss and
+    gradient. Dividing by the sum of the weights instead gives every real row the same
+    weight whatever batch it is in.
+    """
+
+    def __init__(self, per_example, name: str, **kwargs):
+        super().__init__(name=name, reduction=keras.losses.Reduction.SUM_OVER_BATCH_SIZE, **kwargs)
+        self.per_example = per_example
+
+    def call(self, y_true, y_pred):
+        return self.per_example(y_true, y_pred)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        losses = tf.cast(self.call(y_true, y_pred), tf.float32)
+        if sample_weight is None:
+            return tf.reduce_mean(losses)
+        weights = tf.cast(tf.reshape(sample_weight, tf.shape(losses)), tf.float32)
+        return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+def classification_loss() -> keras.losses.Loss:
+    """Cross-entropy on logits, averaged over the real (non-filler) rows of each batch."""
+
+    def per_example(labels, logits):
+        return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+    return WeightedMeanLoss(per_example, name="sparse_categorical_crossentropy")
 
 
 def classification_train_metrics(num_labels: int) -> list:

