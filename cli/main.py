@@ -148,12 +148,16 @@ def data_options(command):
     default=None,
     help="tf.distribute strategy; auto = mirrored with several GPUs.  [default: auto]",
 )
-@click.option("--xla/--no-xla", default=None, help="XLA-compile training.  [default: on where it works]")
+@click.option(
+    "--xla/--no-xla",
+    default=None,
+    help="XLA-compile training.  [default: on, except on CPUs in bfloat16 and for hub backbones]",
+)
 @click.option(
     "--precision",
     type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]),
     default=None,
-    help="auto = mixed_float16 on GPUs that support it, else float32.  [default: auto]",
+    help="auto = mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 math, else float32. [default: auto]",
 )
 @click.option("--deterministic", is_flag=True, default=None, help="Enable TF op determinism.")
 @click.option(

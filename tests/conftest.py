@@ -139,6 +139,20 @@ def write_tiny_spiece(folder: Path) -> Path:
     return folder / "spiece.model"
 
 
+def tiny_run_config(model_dir: Path, data: dict, settings: dict | None = None):
+    """A run configuration on the tiny model and sentiment data; ``settings`` override it."""
+    from tfft.config import load_config
+
+    base = {
+        "model.hf_model": str(model_dir),
+        "data.train": str(data["train"]),
+        "data.text_column": "sentence",
+    }
+    return load_config(
+        None, {**base, **{key: str(v) if isinstance(v, Path) else v for key, v in (settings or {}).items()}}
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

@@ -263,4 +263,5 @@ def test_hub_encoder_fit_in_a_fresh_process(tiny_hub_bert, tiny_sentiment, tmp_p
     assert result["eval"]["examples"] == 16
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["runtime"]["xla"] is False  # off by default for hub backbones
+    assert summary["runtime"]["precision"] == "float32"  # the SavedModel computes in float32 anyway
     assert (tmp_path / "saved_models" / "hub" / "1" / "saved_model.pb").is_file()

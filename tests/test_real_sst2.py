@@ -1,7 +1,8 @@
 """Quality bar on real data: the real MiniLM checkpoint fine-tuned on SST-2 through the CLI.
 
-Slow (minutes each on 2 CPU cores): run with `scripts/test.sh -m slow`.
-benchmarks/sst2_quality.sh runs the same on the full dev set and prints a table.
+Slow (about 10 minutes each on 2 CPU cores): run with `scripts/test.sh -m slow`. Training on
+4,000 rows for 2 epochs, evaluated on all 6,735 dev rows (the bar is 85% on dev.tsv).
+benchmarks/sst2_quality.sh runs the same and prints a table.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ def fit(tmp_path, backbone_args):
         "label",
         "--max-train-examples",
         "4000",
-        "--max-eval-examples",
-        "872",
         "--epochs",
         "2",
         "--batch-size",
@@ -64,8 +63,6 @@ def fit(tmp_path, backbone_args):
             str(SST2 / "dev.tsv"),
             "--text-column",
             "sentence",
-            "--max-examples",
-            "872",
             "--json",
         ],
     )

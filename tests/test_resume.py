@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import pytest
+from conftest import tiny_run_config
 
 import tfft
-from tfft.config import load_config
 from tfft.errors import ConfigError
 from tfft.train import NonFiniteLoss
 
@@ -84,28 +84,19 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentime
 
 
 def test_resume_without_backup_is_an_error(tiny_bert_dir, tiny_sentiment, tmp_path):
-    config = load_config(
-        None,
-        {
-            "model.hf_model": str(tiny_bert_dir),
-            "data.train": str(tiny_sentiment["train"]),
-            "data.text_column": "sentence",
-            "train.resume": True,
-            "export.run_dir": str(tmp_path / "run"),
-        },
+    config = tiny_run_config(
+        tiny_bert_dir, tiny_sentiment, {"train.resume": True, "export.run_dir": str(tmp_path / "run")}
     )
     with pytest.raises(ConfigError, match="no backup to resume from"):
         tfft.run_fit(config, verbose=0)
 
 
 def test_non_finite_loss_stops_names_the_step_and_exports_nothing(tiny_bert_dir, tiny_sentiment, tmp_path):
-    config = load_config(
-        None,
+    config = tiny_run_config(
+        tiny_bert_dir,
+        tiny_sentiment,
         {
-            "model.hf_model": str(tiny_bert_dir),
-            "data.train": str(tiny_sentiment["train"]),
             "data.eval": str(tiny_sentiment["dev"]),
-            "data.text_column": "sentence",
             "train.epochs": 2,
             "train.optimizer": "sgd",
             "train.learning_rate": 1e30,

@@ -10,10 +10,12 @@ import textwrap
 
 import pytest
 import tensorflow as tf
+from conftest import tiny_run_config
 
 import tfft
 from tfft.config import DataConfig, RunConfig, RuntimeConfig, TrainConfig, load_config
 from tfft.errors import ConfigError
+from tfft.execution import cpu_supports_bfloat16
 from tfft.keras import keras
 
 
@@ -25,11 +27,22 @@ def test_runtime_sets_and_restores_precision():
     assert keras.mixed_precision.global_policy().name == before
 
 
-def test_auto_precision_is_float32_without_gpu_and_xla_on_by_default():
+def test_auto_precision_and_xla_on_cpu():
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("checks the CPU defaults")
     with tfft.runtime(RuntimeConfig()) as chosen:
-        assert chosen.precision == "float32" and chosen.xla is True
+        if cpu_supports_bfloat16():
+            assert chosen.precision == "mixed_bfloat16" and chosen.xla is False
+        else:
+            assert chosen.precision == "float32" and chosen.xla is True
+    with tfft.runtime(RuntimeConfig(precision="float32")) as chosen:
+        assert chosen.xla is True
+
+
+def test_cpu_bfloat16_detection():
+    assert cpu_supports_bfloat16("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_supports_bfloat16("flags : fpu amx_bf16 amx_tile\n")
+    assert not cpu_supports_bfloat16("flags : fpu sse avx2 avx512f\n")
 
 
 def test_mixed_precision_head_outputs_float32(tiny_bert_dir):
@@ -75,13 +88,11 @@ def test_yaml_config_roundtrip_and_unknown_keys(tmp_path):
 
 def test_same_seed_same_metrics(tiny_bert_dir, tiny_sentiment, tmp_path):
     def once(name):
-        config = load_config(
-            None,
+        config = tiny_run_config(
+            tiny_bert_dir,
+            tiny_sentiment,
             {
-                "model.hf_model": str(tiny_bert_dir),
-                "data.train": str(tiny_sentiment["train"]),
                 "data.eval": str(tiny_sentiment["dev"]),
-                "data.text_column": "sentence",
                 "train.epochs": 1,
                 "train.batch_size": 16,
                 "train.learning_rate": 1e-3,
@@ -144,14 +155,6 @@ def test_mirrored_strategy_on_two_logical_cpus_turns_xla_off(tiny_bert_dir, tiny
 
 
 def test_multi_worker_needs_a_shared_run_dir(tiny_bert_dir, tiny_sentiment):
-    config = load_config(
-        None,
-        {
-            "model.hf_model": str(tiny_bert_dir),
-            "data.train": str(tiny_sentiment["train"]),
-            "data.text_column": "sentence",
-            "runtime.strategy": "multi-worker",
-        },
-    )
+    config = tiny_run_config(tiny_bert_dir, tiny_sentiment, {"runtime.strategy": "multi-worker"})
     with pytest.raises(ConfigError, match="multi-worker needs --run-dir"):
         tfft.run_fit(config, verbose=0)

@@ -74,6 +74,8 @@ def build_model(
     >>> history = model.fit(data, epochs=1, verbose=0)
     >>> model.predict(tfft.make_dataset(model, ["good"], batch_size=1), verbose=0).shape
     (1, 2)
+    >>> tfft.export_saved_model(model, f"{folder}/saved_models/tiny").name  # raw text in, labels out
+    '1'
     """
     if task not in TASKS:
         raise ConfigError(f"`task` must be one of {', '.join(TASKS)}. Received: task={task!r}")

@@ -145,8 +145,14 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
     if config.runtime.strategy == "multi-worker" and not config.export.run_dir:
         raise ConfigError("--strategy multi-worker needs --run-dir, the same folder on every worker.")
 
+    runtime_config = config.runtime
+    if runtime_config.precision == "auto" and config.model.hub_url:
+        # A TF Hub SavedModel computes in the dtype it was saved with: a mixed policy would
+        # only lower the precision of the head.
+        runtime_config = dataclasses.replace(runtime_config, precision="float32")
+
     started = time.perf_counter()
-    with runtime(config.runtime) as chosen:
+    with runtime(runtime_config) as chosen:
         run_dir = _make_run_dir(config)
         if not chosen.is_chief:
             # Every worker trains and saves (saving runs collective ops); only the chief
