@@ -419,5 +419,5 @@ class HFTextEncoder(TextEncoder):
         return self._graph
 
     def describe(self) -> dict:
-        in_graph = self.wordpiece_settings() is not None or self.sentencepiece_settings() is not None
+        in_graph = self.graph_tokenizer() is not None  # cached: no second pass over the vocabulary
         return {**super().describe(), "tokenizer_class": type(self.tokenizer).__name__, "in_graph": in_graph}
