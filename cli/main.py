@@ -27,6 +27,15 @@ Examples:
 """
 
 
+# Options that say how to read data (fit, evaluate, predict), by configuration section.
+TASK_OPTIONS = ["label_columns", "label_separator", "tag_column", "question_column", "context_column"]
+TASK_OPTIONS += ["answers_column"]
+READING_OPTIONS = {
+    "data": ["text_column", "text_pair_column", "label_column", "data_format", "tfds_data_dir"],
+    "task": TASK_OPTIONS,
+}
+
+
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -65,6 +74,29 @@ def cli(verbose: int) -> None:
 def data_options(command):
     """Column and format options shared by fit, evaluate and predict."""
     options = [
+        click.option(
+            "--label-columns",
+            default=None,
+            help="regress: target columns; multilabel: 0/1 columns (comma-separated).",
+        ),
+        click.option(
+            "--label-separator", default=None, help="multilabel: labels joined by this in --label-column."
+        ),
+        click.option(
+            "--tag-column",
+            type=int,
+            default=None,
+            help="ner: CoNLL column of the tag (0 = the token).  [default: the last]",
+        ),
+        click.option(
+            "--question-column", default=None, help="qa (JSON Lines): question field.  [default: question]"
+        ),
+        click.option(
+            "--context-column", default=None, help="qa (JSON Lines): context field.  [default: context]"
+        ),
+        click.option(
+            "--answers-column", default=None, help="qa (JSON Lines): answers field.  [default: answers]"
+        ),
         click.option("--text-column", default=None, help="Column with the text.  [default: text]"),
         click.option(
             "--text-pair-column", default=None, help="Column with the second text (sentence pairs)."
@@ -72,9 +104,9 @@ def data_options(command):
         click.option(
             "--format",
             "data_format",
-            type=click.Choice(["csv", "tsv", "jsonl"]),
+            type=click.Choice(["csv", "tsv", "jsonl", "conll", "squad"]),
             default=None,
-            help="File format; by default from the extension (.csv, .tsv, .jsonl).",
+            help="File format; by default from the extension and the task.",
         ),
         click.option("--tfds-data-dir", default=None, help="TFDS data dir for tfds:NAME:SPLIT sources."),
     ]
@@ -100,7 +132,7 @@ def data_options(command):
 @click.option(
     "--hub-preprocess-url", default=None, help="Preprocessor SavedModel for a BERT-style hub encoder."
 )
-@click.option("--task", default=None, help="Task.  [default: classify]")
+@click.option("--task", default=None, help="classify, regress, multilabel, ner or qa.  [default: classify]")
 @click.option("--train", default=None, help="Training data: CSV, TSV or JSON Lines file, or tfds:NAME:SPLIT.")
 @click.option("--eval", "eval_path", default=None, help="Evaluation data, same formats.")
 @click.option("--eval-split", type=float, default=None, help="Hold out this share of --train for evaluation.")
@@ -111,6 +143,30 @@ def data_options(command):
 @click.option("--max-length", type=int, default=None, help="Longest sequence in tokens.  [default: 128]")
 @click.option("--pooling", default=None, help="auto, pooler, cls, mean or last.  [default: auto]")
 @click.option("--dropout", type=float, default=None, help="Dropout before the head.  [default: 0.1]")
+@click.option("--threshold", type=float, default=None, help="multilabel: decision threshold.  [default: 0.5]")
+@click.option(
+    "--loss", type=click.Choice(["mse", "huber"]), default=None, help="regress: loss.  [default: mse]"
+)
+@click.option(
+    "--scale-targets",
+    is_flag=True,
+    default=None,
+    help="regress: standardize targets (stored with the model).",
+)
+@click.option(
+    "--class-weights",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="classify, ner: weigh classes by inverse frequency.",
+)
+@click.option("--doc-stride", type=int, default=None, help="qa: overlap of context windows.  [default: 128]")
+@click.option(
+    "--max-answer-length", type=int, default=None, help="qa: longest answer in tokens.  [default: 30]"
+)
+@click.option("--n-best", type=int, default=None, help="qa: candidate starts/ends per window.  [default: 20]")
+@click.option(
+    "--allow-no-answer", is_flag=True, default=None, help="qa: questions may have no answer (SQuAD 2.0)."
+)
 @click.option("--epochs", type=int, default=None, help="[default: 2]")
 @click.option("--batch-size", type=int, default=None, help="Global batch size.  [default: 32]")
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate.  [default: 5e-5]")
@@ -175,6 +231,7 @@ def fit(config_path, **options):
     """Fine-tune a backbone, evaluate each epoch, keep the best weights and export."""
     from tfft.config import load_config
     from tfft.pipeline import run_fit
+    from tfft.tasks import get_task
 
     names = {
         "data": [
@@ -191,6 +248,9 @@ def fit(config_path, **options):
             "tfds_data_dir",
         ],
         "model": ["hf_model", "hub_url", "hub_preprocess_url", "task", "pooling", "dropout"],
+        "task": TASK_OPTIONS
+        + ["threshold", "loss", "scale_targets", "class_weights", "doc_stride", "max_answer_length", "n_best"]
+        + ["allow_no_answer"],
         "train": [
             "epochs",
             "batch_size",
@@ -216,14 +276,13 @@ def fit(config_path, **options):
     }
     config = load_config(config_path, overrides)
     result = run_fit(config)
+    headline = get_task(config.model.task).headline
     click.echo(
         json.dumps(
             {
                 "run_dir": str(result.run_dir),
                 "export_path": None if result.export_path is None else str(result.export_path),
-                "eval": {
-                    k: v for k, v in result.metrics.items() if k in ("examples", "accuracy", "macro_f1")
-                },
+                "eval": {k: v for k, v in result.metrics.items() if k in headline},
             }
         )
     )
@@ -238,50 +297,42 @@ Examples:
 """
 )
 @click.argument("model_dir", type=click.Path())
-@click.option("--data", required=True, help="Labelled data: CSV, TSV, JSON Lines or tfds:NAME:SPLIT.")
+@click.option(
+    "--data", required=True, help="Labelled data: CSV, TSV, JSON Lines, CoNLL, SQuAD JSON or tfds:NAME:SPLIT."
+)
 @data_options
-@click.option("--label-column", default="label", show_default=True, help="Column with the label.")
+@click.option("--label-column", default=None, help="Column with the label.  [default: label]")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--max-examples", type=int, default=None, help="Use only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @handle_errors
-def evaluate(
-    model_dir,
-    data,
-    text_column,
-    text_pair_column,
-    data_format,
-    tfds_data_dir,
-    label_column,
-    batch_size,
-    max_examples,
-    as_json,
-):
+def evaluate(model_dir, data, batch_size, max_examples, as_json, **options):
     """Metrics of an exported model (MODEL_DIR: version, model or run folder) on labelled data."""
-    from tfft.data import TableSpec
     from tfft.pipeline import run_evaluate
+    from tfft.tasks import get_task
 
-    spec = TableSpec(
-        text_column=text_column or "text",
-        text_pair_column=text_pair_column,
-        label_column=label_column,
-        format=data_format,
-    )
     metrics = run_evaluate(
-        model_dir, data, spec, batch_size=batch_size, max_examples=max_examples, tfds_data_dir=tfds_data_dir
+        model_dir, data, _reading_config(options), batch_size=batch_size, max_examples=max_examples
     )
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
     click.echo(f"model     {metrics['model']}")
     click.echo(f"data      {metrics['data']} ({metrics['examples']} examples)")
-    click.echo(f"accuracy  {metrics['accuracy']:.4f}")
-    click.echo(f"macro_f1  {metrics['macro_f1']:.4f}")
-    for name, scores in metrics["per_class"].items():
-        click.echo(
-            f"  {name:<12} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-            f"f1 {scores['f1']:.4f}  support {scores['support']}"
-        )
+    for line in get_task(metrics["task"]).format_metrics(metrics):
+        click.echo(line)
+
+
+def _reading_config(options: dict):
+    """A configuration holding just the reading options given to evaluate or predict."""
+    from tfft.config import load_config
+
+    overrides = {
+        f"{section}.{'format' if name == 'data_format' else name}": options.get(name)
+        for section, names in READING_OPTIONS.items()
+        for name in names
+    }
+    return load_config(None, overrides)
 
 
 @cli.command(
@@ -293,50 +344,38 @@ Examples:
 """
 )
 @click.argument("model_dir", type=click.Path())
-@click.option("--text", "texts", multiple=True, help="A text to classify (repeatable).")
+@click.option("--text", "texts", multiple=True, help="A text (ner: a sentence; qa: a question). Repeatable.")
 @click.option(
-    "--text-pair", "text_pairs", multiple=True, help="Its second text, for pair models (repeatable)."
+    "--text-pair",
+    "text_pairs",
+    multiple=True,
+    help="Its second text, for pair models (qa: the context). Repeatable.",
 )
-@click.option("--input", "input_path", default=None, help="A CSV, TSV or JSON Lines file of texts.")
+@click.option("--input", "input_path", default=None, help="A file of inputs (the formats of --data).")
 @data_options
 @click.option(
     "--output", type=click.Path(dir_okay=False), default=None, help="Write JSON Lines here (default: stdout)."
 )
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @handle_errors
-def predict(
-    model_dir,
-    texts,
-    text_pairs,
-    input_path,
-    text_column,
-    text_pair_column,
-    data_format,
-    tfds_data_dir,
-    output,
-    batch_size,
-):
-    """Labels and probabilities from an exported model, as JSON Lines."""
-    from tfft.data import TableSpec, read_examples
+def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **options):
+    """The task's answers from an exported model, as JSON Lines."""
     from tfft.errors import ConfigError
-    from tfft.pipeline import predict_rows
+    from tfft.pipeline import ExportedModel, predict_rows, read_inputs
 
     if bool(texts) == bool(input_path):
         raise ConfigError(
             "Give texts with --text (repeatable) or a file with --input, not both and not neither."
         )
+    model = ExportedModel(model_dir)
     if input_path:
-        spec = TableSpec(
-            text_column=text_column or "text", text_pair_column=text_pair_column, format=data_format
-        )
-        examples = read_examples(input_path, spec, data_dir=tfds_data_dir, option="--input")
-        texts, pairs = examples.texts, examples.pairs
+        examples = read_inputs(model, input_path, _reading_config(options))
+        rows = list(predict_rows(model, examples=examples, batch_size=batch_size))
     else:
         pairs = list(text_pairs) or None
         if pairs is not None and len(pairs) != len(texts):
             raise ConfigError(f"--text-pair was given {len(pairs)} times for {len(texts)} --text.")
-        texts = list(texts)
-    rows = list(predict_rows(model_dir, texts, pairs, batch_size=batch_size))
+        rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if output is None:
         click.echo(lines, nl=False)

@@ -1,9 +1,10 @@
 """Typed, frozen settings for a tfft run, and their YAML form.
 
-A run is described by five groups, kept apart as in TF Model Garden: what data
-(:class:`DataConfig`), what model (:class:`ModelConfig`), how to train
-(:class:`TrainConfig`), where it runs (:class:`RuntimeConfig`) and where the result goes
-(:class:`ExportConfig`). :class:`RunConfig` holds one of each. The resolved configuration is
+A run is described by six groups, kept apart as in TF Model Garden: what data
+(:class:`DataConfig`), what model (:class:`ModelConfig`), the task's own options
+(:class:`TaskConfig`), how to train (:class:`TrainConfig`), where it runs
+(:class:`RuntimeConfig`) and where the result goes (:class:`ExportConfig`).
+:class:`RunConfig` holds one of each. The resolved configuration is
 saved in every run folder as ``config.yaml``; ``tfft fit --config run.yaml`` reads the same
 layout back (command-line options win).
 """
@@ -19,13 +20,15 @@ from typing import Any
 import yaml
 
 from tfft.errors import ConfigError
+from tfft.tasks import TASK_NAMES
 
-TASKS = ("classify",)
+TASKS = TASK_NAMES
 POOLINGS = ("auto", "cls", "mean", "last", "pooler")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-FORMATS = ("csv", "tsv", "jsonl")
+FORMATS = ("csv", "tsv", "jsonl", "conll", "squad")
+LOSSES = ("mse", "huber")
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -99,6 +102,58 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Options that only some tasks read (each task's module documents its own)."""
+
+    # classify, multilabel, regress
+    label_columns: str | None = None  # comma-separated: multi-label 0/1 columns, or regression targets
+    label_separator: str | None = None  # multilabel: one column of labels joined by this
+    threshold: float = 0.5  # multilabel: a label is on when its probability reaches this
+    loss: str | None = None  # regress: mse (default) or huber
+    scale_targets: bool = False  # regress: standardize targets with the training mean and std
+    class_weights: str | None = None  # classify, ner: "auto" = inverse class frequency
+    # ner
+    tag_column: int | None = None  # CoNLL column of the tag (0 = the token; default: the last)
+    tokens_field: str = "tokens"  # JSON Lines fields
+    tags_field: str = "tags"
+    # qa
+    question_column: str = "question"  # JSON Lines fields
+    context_column: str = "context"
+    answers_column: str = "answers"
+    doc_stride: int = 128  # overlap of context windows, in tokens
+    max_answer_length: int = 30  # in tokens
+    n_best: int = 20  # candidate starts and ends per window
+    allow_no_answer: bool = False  # SQuAD 2.0 unanswerable questions
+
+    def __post_init__(self):
+        if self.loss is not None:
+            _check_choice("loss", self.loss, LOSSES)
+        if self.class_weights is not None:
+            _check_choice("class_weights", self.class_weights, ("auto",))
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"`threshold` must be between 0 and 1. Received: threshold={self.threshold!r}")
+        if self.label_separator is not None and (not self.label_separator or self.label_separator.isspace()):
+            raise ConfigError(
+                "`label_separator` must be a visible character or string. "
+                f"Received: label_separator={self.label_separator!r}"
+            )
+        for name in ("doc_stride", "max_answer_length", "n_best"):
+            _check_positive(name, getattr(self, name))
+
+    def label_column_list(self) -> tuple[str, ...] | None:
+        """``label_columns`` split on commas, or None."""
+        if self.label_columns is None:
+            return None
+        columns = tuple(column.strip() for column in str(self.label_columns).split(","))
+        if not all(columns):
+            raise ConfigError(
+                "`label_columns` must be comma-separated column names. "
+                f"Received: label_columns={self.label_columns!r}"
+            )
+        return columns
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimizer, schedule and the training loop."""
 
@@ -109,7 +164,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     optimizer: str = "adamw"
     early_stopping_patience: int | None = None
-    monitor: str = "val_accuracy"
+    monitor: str | None = None  # None: the task's own (val_accuracy for classify)
     seed: int = 42
     steps_per_execution: int = 1
     backup_every_steps: int | None = None  # None: back up at the end of every epoch
@@ -178,6 +233,7 @@ class RunConfig:
 
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     export: ExportConfig = ExportConfig()
@@ -219,8 +275,8 @@ def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | N
     """Read a YAML run configuration and apply dotted overrides.
 
     Args:
-        path: a YAML file with sections ``data``, ``model``, ``train``, ``runtime``,
-            ``export``; None starts from the defaults.
+        path: a YAML file with sections ``data``, ``model``, ``task``, ``train``,
+            ``runtime``, ``export``; None starts from the defaults.
         overrides: ``{"train.batch_size": 16, ...}``; None values are ignored, so that
             options a user did not give leave the file's values alone.
 

@@ -4,16 +4,18 @@ An export lives in ``<export_dir>/<version>/`` (``export_dir`` is usually
 ``saved_models/<name>``); the version is the next integer and an existing version is
 never overwritten. Signatures:
 
-- ``serving_default``: ``text`` (and ``text_pair`` for pair models), tf.string
-  ``[batch]`` -> ``label`` (string), ``label_id`` (int32), ``probabilities`` (float32).
+- ``serving_default``: raw text in, the task's answers out. For classification: ``text``
+  (and ``text_pair`` for pair models), tf.string ``[batch]`` -> ``label`` (string),
+  ``label_id`` (int32), ``probabilities`` (float32); each task module documents its own.
   Tokenization runs in the graph (tensorflow-text), so the export needs
   ``import tensorflow_text`` before loading.
 - ``predict_ids``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int32
   ``[batch, length]``) -> the same outputs. Byte-level BPE vocabularies (GPT-2, RoBERTa)
-  cannot be tokenized in the graph here, so their exports have only this signature and
+  cannot be tokenized in the graph here, so their exports have only id signatures and
   carry the Python tokenizer in ``assets.extra/tokenizer/``.
 
-``assets.extra/tfft.json`` records the task, the labels and how to feed the model.
+``assets.extra/tfft.json`` records the task, its settings (labels, ...) and how to feed
+the model.
 """
 
 from __future__ import annotations
@@ -29,81 +31,10 @@ import tensorflow as tf
 
 from tfft.errors import ConfigError, ExportError
 from tfft.model import spec_of
-from tfft.tokenization import pack_segments, to_dense_inputs
 
 logger = logging.getLogger(__name__)
 
 METADATA = "tfft.json"
-
-
-class ClassifierServing(tf.Module):
-    """The serving graph: tokenizer (when in-graph) + Keras model + label names."""
-
-    def __init__(self, model, max_length: int):
-        super().__init__(name="tfft_serving")
-        spec = spec_of(model)
-        self.model = model
-        self.max_length = max_length
-        self.pair = spec.pair
-        self.label_names = tf.constant(list(spec.label_names))
-        encoder = spec.backbone.encoder
-        self.reads_text = encoder is None
-        self.tokenizer = None if encoder is None else encoder.graph_tokenizer()
-        self.template = None if encoder is None else encoder.template
-
-    def _outputs(self, logits: tf.Tensor) -> dict:
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {
-            "label": tf.gather(self.label_names, label_id),
-            "label_id": label_id,
-            "probabilities": probabilities,
-        }
-
-    def from_ids(self, input_ids, attention_mask, token_type_ids) -> dict:
-        features = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-        }
-        return self._outputs(self.model(features, training=False))
-
-    def from_text(self, text, text_pair=None) -> dict:
-        if self.reads_text:
-            features = {"text": text} if text_pair is None else {"text": text, "text_pair": text_pair}
-            return self._outputs(self.model(features, training=False))
-        first = self.tokenizer.tokenize(text)
-        second = None if text_pair is None else self.tokenizer.tokenize(text_pair)
-        ids, types = pack_segments(first, second, self.template, self.max_length)
-        features = to_dense_inputs(ids, types, self.template.pad_id)
-        return self._outputs(self.model(features, training=False))
-
-    def signatures(self) -> dict:
-        """The concrete functions to save, by signature name."""
-        text = tf.TensorSpec([None], tf.string, name="text")
-        signatures = {}
-        if self.reads_text or self.tokenizer is not None:
-            if self.pair:
-                pair = tf.TensorSpec([None], tf.string, name="text_pair")
-                function = tf.function(lambda text, text_pair: self.from_text(text, text_pair))
-                signatures["serving_default"] = function.get_concrete_function(text, pair)
-            else:
-                function = tf.function(lambda text: self.from_text(text))
-                signatures["serving_default"] = function.get_concrete_function(text)
-        if not self.reads_text:
-            ids = [
-                tf.TensorSpec([None, None], tf.int32, name=name)
-                for name in ("input_ids", "attention_mask", "token_type_ids")
-            ]
-            function = tf.function(
-                lambda input_ids, attention_mask, token_type_ids: self.from_ids(
-                    input_ids, attention_mask, token_type_ids
-                )
-            )
-            signatures["predict_ids"] = function.get_concrete_function(*ids)
-            if "serving_default" not in signatures:
-                signatures["serving_default"] = signatures["predict_ids"]
-        return signatures
 
 
 def next_version(export_dir: Path) -> int:
@@ -146,7 +77,7 @@ def export_saved_model(
     except OSError as error:
         raise ExportError(f"Cannot write the export folder {export_dir}: {error.strerror or error}") from None
     try:
-        serving = ClassifierServing(model, max_length)
+        serving = spec.task_object.serving(model, max_length)
         signatures = serving.signatures()
         tf.saved_model.save(serving, str(staging), signatures=signatures)
         encoder = spec.backbone.encoder
@@ -154,17 +85,18 @@ def export_saved_model(
             "format": "tfft-export/1",
             "task": spec.task,
             "labels": list(spec.label_names),
+            "settings": spec.settings,
             "pair": spec.pair,
             "max_length": max_length,
             "pooling": spec.pooling,
-            "in_graph_tokenizer": serving.tokenizer is not None or serving.reads_text,
+            "in_graph_tokenizer": bool(serving.in_graph_tokenizer),
             "signatures": sorted(signatures),
             "backbone": {k: v for k, v in spec.backbone.describe().items() if k != "config"},
             **(extra or {}),
         }
         extra_dir = staging / "assets.extra"
         extra_dir.mkdir(exist_ok=True)
-        if encoder is not None and serving.tokenizer is None and hasattr(encoder, "tokenizer"):
+        if encoder is not None and not serving.in_graph_tokenizer and hasattr(encoder, "tokenizer"):
             encoder.tokenizer.save_pretrained(str(extra_dir / "tokenizer"))
         (extra_dir / METADATA).write_text(json.dumps(metadata, indent=2))
         return _publish(staging, export_dir)

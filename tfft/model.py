@@ -6,10 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from tfft.backbones import Backbone, load_backbone
-from tfft.config import TASKS
 from tfft.errors import ConfigError
 from tfft.keras import keras
-from tfft.tasks import classify
+from tfft.tasks import get_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +20,12 @@ class ModelSpec:
     pair: bool
     pooling: str
     backbone: Backbone
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def task_object(self):
+        """The :class:`~tfft.tasks.base.Task` this model was built for."""
+        return get_task(self.task)
 
 
 def build_model(
@@ -35,18 +40,24 @@ def build_model(
     pair: bool = False,
     pooling: str = "auto",
     dropout: float = 0.1,
+    settings: dict | None = None,
+    **task_options,
 ) -> keras.Model:
     """Build a tf_keras model: a pretrained backbone with a task head.
 
     Args:
         backbone: an already loaded :class:`~tfft.backbones.Backbone`; or give one of
             ``hf_model`` / ``hub_url`` (see :func:`tfft.load_backbone`).
-        task: ``"classify"``.
-        num_labels: how many classes; or give ``label_names``.
-        label_names: class names, index = label id (default ``"0"``, ``"1"``, ...).
-        pair: the model reads sentence pairs.
+        task: ``"classify"``, ``"regress"``, ``"multilabel"``, ``"ner"`` or ``"qa"``.
+        num_labels: how many classes (targets for ``regress``); or give ``label_names``.
+        label_names: class names, index = label id (default ``"0"``, ``"1"``, ...); the
+            target names for ``regress``, the tags for ``ner``; none for ``qa``.
+        pair: the model reads sentence pairs (sequence-level tasks).
         pooling: ``auto`` (the backbone's own), ``pooler``, ``cls``, ``mean`` or ``last``.
         dropout: dropout before the head.
+        settings: complete task settings (as saved in a run folder's ``task.json``);
+            replaces ``num_labels``, ``label_names`` and ``task_options``.
+        **task_options: the task's own options, e.g. ``threshold=0.5`` for ``multilabel``.
 
     Returns:
         A functional ``tf_keras.Model`` taking ``{input_ids, attention_mask,
@@ -77,21 +88,11 @@ def build_model(
     >>> tfft.export_saved_model(model, f"{folder}/saved_models/tiny").name  # raw text in, labels out
     '1'
     """
-    if task not in TASKS:
-        raise ConfigError(f"`task` must be one of {', '.join(TASKS)}. Received: task={task!r}")
-    if label_names is None:
-        if num_labels is None or num_labels < 2:
-            raise ConfigError(f"`num_labels` must be at least 2. Received: num_labels={num_labels!r}")
-        label_names = [str(index) for index in range(num_labels)]
-    elif num_labels is not None and num_labels != len(label_names):
-        raise ConfigError(
-            f"`num_labels` ({num_labels}) does not match `label_names` ({len(label_names)} names). "
-            f"Received: label_names={list(label_names)!r}"
-        )
-    if len(label_names) < 2:
-        raise ConfigError(
-            f"Classification needs at least 2 labels. Received: label_names={list(label_names)!r}"
-        )
+    task_object = get_task(task)
+    if settings is None:
+        settings = task_object.settings_from_args(label_names, num_labels, task_options)
+    elif label_names is not None or num_labels is not None or task_options:
+        raise ConfigError("Give `settings` or `num_labels`/`label_names`/task options, not both.")
     if backbone is None:
         backbone = load_backbone(hf_model=hf_model, hub_url=hub_url, hub_preprocess_url=hub_preprocess_url)
     elif hf_model or hub_url:
@@ -99,10 +100,9 @@ def build_model(
 
     pooling = backbone.resolve_pooling(pooling)
     inputs = backbone.inputs(pair)
-    features = backbone.pooled(inputs, pooling)
-    logits = classify.classification_head(features, len(label_names), dropout)
-    model = keras.Model(inputs=inputs, outputs=logits, name=f"tfft_{task}")
-    model.tfft_spec = ModelSpec(task, tuple(label_names), pair, pooling, backbone)
+    outputs = task_object.head(backbone, inputs, settings, pooling, dropout)
+    model = keras.Model(inputs=inputs, outputs=outputs, name=f"tfft_{task}")
+    model.tfft_spec = ModelSpec(task, tuple(settings.get("labels", ())), pair, pooling, backbone, settings)
     return model
 
 
@@ -116,10 +116,11 @@ def spec_of(model: keras.Model) -> ModelSpec:
 
 def loss_for(model: keras.Model):
     """The loss that goes with the model's task."""
-    spec_of(model)
-    return classify.classification_loss()
+    spec = spec_of(model)
+    return spec.task_object.loss(spec)
 
 
 def metrics_for(model: keras.Model) -> list:
     """Keras metrics reported while training the model's task."""
-    return classify.classification_train_metrics(len(spec_of(model).label_names))
+    spec = spec_of(model)
+    return spec.task_object.train_metrics(spec)

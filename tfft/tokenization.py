@@ -289,6 +289,13 @@ class TextEncoder:
         """The in-graph equivalent of :meth:`encode` before packing, or None."""
         return None
 
+    def tokenize_words(self, words: Sequence[str]) -> list[np.ndarray]:
+        """Word-piece ids of each word on its own (no special tokens), for word-level tasks.
+
+        A word that yields no pieces (e.g. only control characters) gets an empty array.
+        """
+        raise NotImplementedError
+
     def describe(self) -> dict:
         """What to record about this tokenizer in run folders and exports."""
         return {"kind": type(self).__name__, "template": self.template.to_json()}
@@ -316,6 +323,14 @@ class GraphTextEncoder(TextEncoder):
             ids.extend(_rows(chunk_ids))
             types.extend(_rows(chunk_types))
         return Encoded(ids, types)
+
+    def tokenize_words(self, words: Sequence[str]) -> list[np.ndarray]:
+        pieces: list[np.ndarray] = []
+        for start in range(0, len(words), self.chunk_size):
+            chunk = list(words[start : start + self.chunk_size])
+            if chunk:
+                pieces.extend(_rows(self._tokenizer.tokenize(tf.constant(chunk))))
+        return [row.astype(np.int32) for row in pieces]
 
 
 class HFTextEncoder(TextEncoder):
@@ -371,6 +386,24 @@ class HFTextEncoder(TextEncoder):
         if not self.uses_token_types:
             types = [np.zeros_like(row) for row in ids]
         return Encoded(ids, types)
+
+    def tokenize_words(self, words: Sequence[str]) -> list[np.ndarray]:
+        if not words:
+            return []
+        # Byte-level BPE marks a word start with a space: tokenize words as if mid-sentence.
+        kwargs = (
+            {"is_split_into_words": True}
+            if getattr(self.tokenizer, "add_prefix_space", None) is not None
+            else {}
+        )
+        batch = self.tokenizer(
+            [[word] for word in words] if kwargs else list(words),
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            **kwargs,
+        )
+        return [np.asarray(row, dtype=np.int32) for row in batch["input_ids"]]
 
     def wordpiece_settings(self) -> dict | None:
         """Vocabulary and casing of a WordPiece tokenizer, or None for other models."""

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfft.config import TrainConfig
 from tfft.errors import ConfigError, TfftError
 from tfft.keras import keras
-from tfft.model import loss_for, metrics_for
+from tfft.model import loss_for, metrics_for, spec_of
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ def fit(
     backup_dir = run_dir / "backup"
     if config.resume and not any(backup_dir.glob("**/*.index")):
         raise ConfigError(f"--resume: no backup to resume from in {backup_dir}.")
-    monitor = config.monitor if eval_data is not None else "loss"
+    monitor = (
+        (config.monitor or spec_of(model).task_object.default_monitor) if eval_data is not None else "loss"
+    )
     if eval_data is None and config.early_stopping_patience:
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
     if eval_data is not None and not monitor.startswith("val_"):

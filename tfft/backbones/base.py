@@ -56,6 +56,13 @@ class Backbone:
         """``[batch, hidden]`` features for the head, built on symbolic ``inputs``."""
         raise NotImplementedError
 
+    def sequence(self, inputs: dict) -> tf.Tensor:
+        """``[batch, length, hidden]`` last hidden states, for token-level tasks (NER, QA)."""
+        raise ConfigError(
+            f"A {self.kind} backbone gives one vector per text, not per token: token-level tasks "
+            "(ner, qa) need a token encoder (--hf-model, or a BERT-style --hub-url encoder)."
+        )
+
     def describe(self) -> dict:
         """What exports and run folders record about the backbone."""
         info = {"kind": self.kind, "source": self.source}

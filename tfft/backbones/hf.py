@@ -73,14 +73,21 @@ class HFBackbone(Backbone):
         else:
             self.poolings = ("mean", "cls")
 
+    def _outputs(self, inputs: dict):
+        kwargs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+        if self.encoder.uses_token_types:
+            kwargs["token_type_ids"] = inputs["token_type_ids"]
+        return self.model(kwargs)
+
+    def sequence(self, inputs: dict) -> tf.Tensor:
+        self._freeze_pooler()
+        return self._outputs(inputs).last_hidden_state
+
     def pooled(self, inputs: dict, pooling: str) -> tf.Tensor:
         pooling = self.resolve_pooling(pooling)
         if pooling != "pooler":
             self._freeze_pooler()
-        kwargs = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
-        if self.encoder.uses_token_types:
-            kwargs["token_type_ids"] = inputs["token_type_ids"]
-        outputs = self.model(kwargs)
+        outputs = self._outputs(inputs)
         if pooling == "pooler":
             return outputs.pooler_output
         return PoolSequence(pooling, name=f"{pooling}_pool")(

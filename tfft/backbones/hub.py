@@ -142,15 +142,21 @@ class HubEncoderBackbone(Backbone):
         self.encoder = _encoder_text_encoder(encoder, preprocessor, handle)
         self.layer = hub.KerasLayer(encoder, trainable=True, name="hub_encoder")
 
-    def pooled(self, inputs: dict, pooling: str) -> tf.Tensor:
-        pooling = self.resolve_pooling(pooling)
-        outputs = self.layer(
+    def _outputs(self, inputs: dict) -> dict:
+        return self.layer(
             {
                 "input_word_ids": inputs["input_ids"],
                 "input_mask": inputs["attention_mask"],
                 "input_type_ids": inputs["token_type_ids"],
             }
         )
+
+    def sequence(self, inputs: dict) -> tf.Tensor:
+        return self._outputs(inputs)["sequence_output"]
+
+    def pooled(self, inputs: dict, pooling: str) -> tf.Tensor:
+        pooling = self.resolve_pooling(pooling)
+        outputs = self._outputs(inputs)
         if pooling == "pooler":
             return outputs["pooled_output"]
         return PoolSequence(pooling, name=f"{pooling}_pool")(

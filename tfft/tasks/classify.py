@@ -1,11 +1,17 @@
-"""Text classification: single sentences and sentence pairs."""
+"""Text classification: single sentences and sentence pairs, one label each."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from tfft.data import LabelSet
+from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
+from tfft.tasks.base import check_no_options
+from tfft.tasks.sequence import SequenceTask
 
 
 class MacroF1(keras.metrics.Metric):
@@ -125,3 +131,122 @@ def classification_loss() -> keras.losses.Loss:
 
 def classification_train_metrics(num_labels: int) -> list:
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), MacroF1(num_labels)]
+
+
+def class_weights(ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """``--class-weights auto``: ``n / (classes * count)`` per class (absent classes weigh 0)."""
+    counts = np.bincount(np.asarray(ids, np.int64), minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(ids) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def label_column(examples) -> str:
+    return getattr(examples, "label_column", None) or "label"
+
+
+class ClassifyTask(SequenceTask):
+    """``--task classify``: softmax over the label set, cross-entropy, accuracy and macro F1."""
+
+    name = "classify"
+    default_monitor = "val_accuracy"
+    headline = ("examples", "accuracy", "macro_f1")
+
+    def read(self, source, config, *, labelled=True, option="--train", max_examples=None):
+        examples = super().read(source, config, labelled=labelled, option=option, max_examples=max_examples)
+        examples.label_column = config.data.label_column
+        return examples
+
+    def split(self, examples, fraction, seed):
+        parts = examples.split(fraction, seed)
+        for part in parts:
+            part.label_column = label_column(examples)
+        return parts
+
+    def settings_from_data(self, train, config) -> dict:
+        labels = LabelSet.from_labels(train.labels)
+        if len(labels) < 2:
+            raise DataError(
+                f"{train.source}: column `{label_column(train)}` has a single label "
+                f"({labels.names[0]!r}); classification needs at least 2."
+            )
+        return {"labels": list(labels.names)}
+
+    def settings_from_args(self, label_names, num_labels, options) -> dict:
+        check_no_options(self.name, options)
+        if label_names is None:
+            if num_labels is None or num_labels < 2:
+                raise ConfigError(f"`num_labels` must be at least 2. Received: num_labels={num_labels!r}")
+            label_names = [str(index) for index in range(num_labels)]
+        elif num_labels is not None and num_labels != len(label_names):
+            raise ConfigError(
+                f"`num_labels` ({num_labels}) does not match `label_names` ({len(label_names)} names). "
+                f"Received: label_names={list(label_names)!r}"
+            )
+        if len(label_names) < 2:
+            raise ConfigError(
+                f"Classification needs at least 2 labels. Received: label_names={list(label_names)!r}"
+            )
+        return {"labels": list(LabelSet(list(label_names)).names)}
+
+    def targets(self, settings, examples) -> np.ndarray:
+        labels = LabelSet(settings["labels"])
+        return np.asarray(
+            labels.ids(examples.labels, examples.source, examples.rows, label_column(examples)), np.int32
+        )
+
+    def targets_from_api(self, settings, labels: Sequence) -> np.ndarray:
+        index = {name: position for position, name in enumerate(settings["labels"])}
+        ids = []
+        for row, label in enumerate(labels):
+            key = str(label).strip()
+            if key not in index:
+                raise DataError(
+                    f"labels[{row}]: label {label!r} is not one of the model's labels: "
+                    f"{', '.join(settings['labels'])}"
+                )
+            ids.append(index[key])
+        return np.asarray(ids, dtype=np.int32)
+
+    def sample_weights(self, settings, targets, config):
+        if config.task.class_weights != "auto":
+            return None
+        return class_weights(targets, len(settings["labels"]))[targets]
+
+    def loss(self, spec):
+        return classification_loss()
+
+    def train_metrics(self, spec) -> list:
+        return classification_train_metrics(len(spec.label_names))
+
+    def answers(self, settings, outputs):
+        probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {
+            "label": tf.gather(tf.constant(list(settings["labels"])), label_id),
+            "label_id": label_id,
+            "probabilities": probabilities,
+        }
+
+    def metrics(self, settings, targets, answers) -> dict:
+        return classification_metrics(targets, answers["probabilities"], settings["labels"])
+
+    def row(self, settings, answers, index) -> dict:
+        return {
+            "label": answers["label"][index],
+            "probabilities": {
+                name: round(float(p), 6)
+                for name, p in zip(settings["labels"], answers["probabilities"][index])
+            },
+        }
+
+    def format_metrics(self, metrics) -> list[str]:
+        lines = [f"accuracy  {metrics['accuracy']:.4f}", f"macro_f1  {metrics['macro_f1']:.4f}"]
+        for name, scores in metrics["per_class"].items():
+            lines.append(
+                f"  {name:<12} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+                f"f1 {scores['f1']:.4f}  support {scores['support']}"
+            )
+        return lines
+
+
+TASK = ClassifyTask()

@@ -1,0 +1,140 @@
+"""The interface every task implements, and the helpers sequence-level tasks share.
+
+A :class:`Task` knows, for one kind of problem, how to read its data, what the head on
+the backbone looks like, its loss and metrics, how to batch examples, how to judge a
+trained model, what the exported serving graph takes and returns, and how to predict with
+an export. The pipeline (:mod:`tfft.pipeline`), :func:`tfft.build_model`,
+:func:`tfft.make_dataset` and :func:`tfft.export_saved_model` only talk to this interface.
+
+Task *settings* are the JSON-able facts a model of the task needs and that travel with it
+(label names, thresholds, target scaling, ...): built from the training data by
+:meth:`Task.settings_from_data` (``tfft fit``) or from arguments by
+:meth:`Task.settings_from_args` (``tfft.build_model``), kept in ``model.tfft_spec.settings``,
+saved in the run folder (``task.json``) and in the export's metadata. ``settings["labels"]``
+is always the list of output names (classes, targets or tags; empty for QA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import tensorflow as tf
+
+from tfft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tfft.backbones import Backbone
+    from tfft.config import RunConfig
+    from tfft.exported import ExportedModel
+    from tfft.model import ModelSpec
+
+
+class Task:
+    """One task. Subclasses set the class attributes and implement the methods.
+
+    Attributes:
+        name: the ``--task`` name.
+        default_monitor: the validation metric that picks the best epoch (``val_...``).
+        headline: metric keys that ``tfft fit`` prints and exports record.
+        token_level: the head reads per-token features (needs a token encoder backbone).
+    """
+
+    name: str = ""
+    default_monitor: str = "val_loss"
+    headline: tuple[str, ...] = ("examples",)
+    token_level: bool = False
+
+    # --- data ---------------------------------------------------------------------------
+    def read(
+        self,
+        source: str,
+        config: RunConfig,
+        *,
+        labelled: bool = True,
+        option: str = "--train",
+        max_examples: int | None = None,
+    ):
+        """Read examples from ``source`` as ``config.data`` / ``config.task`` describe.
+
+        Returns an examples object with ``__len__``, ``source`` and ``split(fraction, seed)``.
+        ``option`` names the command-line option in error messages.
+        """
+        raise NotImplementedError
+
+    def split(self, examples, fraction: float, seed: int):
+        """``(rest, held_out)`` for ``--eval-split``."""
+        return examples.split(fraction, seed)
+
+    def settings_from_data(self, train, config: RunConfig) -> dict:
+        """Task settings learned from the training examples (label names, scaling, ...)."""
+        raise NotImplementedError
+
+    def settings_from_args(
+        self, label_names: Sequence[str] | None, num_labels: int | None, options: dict[str, Any]
+    ) -> dict:
+        """Task settings for :func:`tfft.build_model` arguments; unknown options are errors."""
+        raise NotImplementedError
+
+    def examples_from_cli(self, texts: Sequence[str], pairs: Sequence[str] | None):
+        """Unlabelled examples from ``tfft predict --text ... [--text-pair ...]``."""
+        raise NotImplementedError
+
+    # --- model ----------------------------------------------------------------------------
+    def head(self, backbone: Backbone, inputs: dict, settings: dict, pooling: str, dropout: float):
+        """The task's outputs (float32) on top of the backbone, built on symbolic inputs."""
+        raise NotImplementedError
+
+    def loss(self, spec: ModelSpec):
+        raise NotImplementedError
+
+    def train_metrics(self, spec: ModelSpec) -> list:
+        return []
+
+    def dataset(
+        self,
+        model,
+        examples,
+        *,
+        batch_size: int,
+        max_length: int,
+        training: bool = False,
+        seed: int | None = None,
+        labelled: bool = True,
+        config: RunConfig | None = None,
+    ) -> tf.data.Dataset:
+        """``(features, targets, sample_weight)`` batches (features alone when not labelled)."""
+        raise NotImplementedError
+
+    def make_dataset(self, model, texts, labels, text_pairs, **kwargs) -> tf.data.Dataset:
+        """:func:`tfft.make_dataset` for this task: Python lists in, batches out."""
+        raise NotImplementedError
+
+    def evaluate_model(self, model, examples, config: RunConfig) -> dict:
+        """Final metrics of an in-memory model on labelled examples."""
+        raise NotImplementedError
+
+    # --- export ---------------------------------------------------------------------------
+    def serving(self, model, max_length: int) -> tf.Module:
+        """A ``tf.Module`` with ``signatures() -> {name: concrete function}`` to save."""
+        raise NotImplementedError
+
+    def evaluate_export(self, exported: ExportedModel, examples, batch_size: int = 64) -> dict:
+        raise NotImplementedError
+
+    def predict_export(self, exported: ExportedModel, examples, batch_size: int = 64) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def format_metrics(self, metrics: dict) -> list[str]:
+        """Lines for ``tfft evaluate`` without ``--json``."""
+        return [
+            f"{key:<10}{value:.4f}" if isinstance(value, float) else f"{key:<10}{value}"
+            for key, value in metrics.items()
+            if key in self.headline
+        ]
+
+
+def check_no_options(task: str, options: dict[str, Any]) -> None:
+    """Reject :func:`tfft.build_model` keyword arguments a task does not take."""
+    if options:
+        raise ConfigError(f"task={task!r} takes no option(s) {', '.join(sorted(options))}.")
