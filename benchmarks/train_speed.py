@@ -74,6 +74,8 @@ TFFT_VARIANTS = {
     "tfft-noxla": {"xla": False},
     "tfft-bf16": {"xla": False, "precision": "mixed_bfloat16"},
     "tfft-bf16-xla": {"xla": True, "precision": "mixed_bfloat16"},
+    # The contenders' optimizer: constant 5e-5, no warm-up (tfft's default warms up and decays).
+    "tfft-constant-lr": {"train_settings": {"lr_schedule": "constant", "warmup_ratio": 0.0}},
 }
 CHOICES = CONTENDERS + tuple(TFFT_VARIANTS)
 BATCH_SIZE = 32
@@ -278,8 +280,8 @@ def ragged(rows):
 # --------------------------------------------------------------------------- contenders
 
 
-def run_tfft(args, **runtime) -> dict:
-    """tfft's public API with its defaults (or with ``runtime`` settings changed)."""
+def run_tfft(args, train_settings: dict | None = None, **runtime) -> dict:
+    """tfft's public API with its defaults (or with ``runtime``/``train`` settings changed)."""
     import tf_keras
 
     import tfft
@@ -298,7 +300,8 @@ def run_tfft(args, **runtime) -> dict:
             batch_size=BATCH_SIZE, max_length=MAX_LENGTH, training=True, seed=SEED,
         )
         total_steps = int(train.cardinality().numpy())
-        compile_model(model, tfft.TrainConfig(learning_rate=LEARNING_RATE), total_steps, xla=rt.xla)
+        train_config = tfft.TrainConfig(learning_rate=LEARNING_RATE, **(train_settings or {}))
+        compile_model(model, train_config, total_steps, xla=rt.xla)
         setup_s = time.perf_counter() - setup
         log.start = time.perf_counter()
         history = model.fit(tap(train, log), epochs=1, verbose=0, callbacks=[keras_step_timer(log)])
@@ -313,7 +316,7 @@ def run_tfft(args, **runtime) -> dict:
             **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
             "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
             "train_loss": float(history.history["loss"][-1]),
-            "settings": {"xla": rt.xla, "precision": rt.precision},
+            "settings": {"xla": rt.xla, "precision": rt.precision, "lr_schedule": train_config.lr_schedule},
         }
 
 

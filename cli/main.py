@@ -29,7 +29,8 @@ Examples:
 
 # Options that say how to read data (fit, evaluate, predict), by configuration section.
 TASK_OPTIONS = ["label_columns", "label_separator", "tag_column", "question_column", "context_column"]
-TASK_OPTIONS += ["answers_column"]
+TASK_OPTIONS += ["answers_column", "source_column", "target_column", "source_file", "target_file"]
+TASK_OPTIONS += ["source_prefix"]
 READING_OPTIONS = {
     "data": ["text_column", "text_pair_column", "label_column", "data_format", "tfds_data_dir"],
     "task": TASK_OPTIONS,
@@ -97,6 +98,25 @@ def data_options(command):
         click.option(
             "--answers-column", default=None, help="qa (JSON Lines): answers field.  [default: answers]"
         ),
+        click.option(
+            "--source-column",
+            default=None,
+            help="summarize/translate: source text column.  [default: source]",
+        ),
+        click.option(
+            "--target-column",
+            default=None,
+            help="summarize/translate: target text column.  [default: target]",
+        ),
+        click.option(
+            "--source-file", default=None, help="summarize/translate: source side of parallel text files."
+        ),
+        click.option(
+            "--target-file", default=None, help="summarize/translate: target side of parallel text files."
+        ),
+        click.option(
+            "--source-prefix", default=None, help='summarize/translate: prefix, e.g. "summarize: ".'
+        ),
         click.option("--text-column", default=None, help="Column with the text.  [default: text]"),
         click.option(
             "--text-pair-column", default=None, help="Column with the second text (sentence pairs)."
@@ -132,6 +152,12 @@ def data_options(command):
 @click.option(
     "--hub-preprocess-url", default=None, help="Preprocessor SavedModel for a BERT-style hub encoder."
 )
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    default=None,
+    help="Let --hf-model load pickle weights (pytorch_model.bin; needs torch). Only for trusted checkpoints.",
+)
 @click.option("--task", default=None, help="classify, regress, multilabel, ner or qa.  [default: classify]")
 @click.option("--train", default=None, help="Training data: CSV, TSV or JSON Lines file, or tfds:NAME:SPLIT.")
 @click.option("--eval", "eval_path", default=None, help="Evaluation data, same formats.")
@@ -163,14 +189,38 @@ def data_options(command):
 @click.option(
     "--max-answer-length", type=int, default=None, help="qa: longest answer in tokens.  [default: 30]"
 )
-@click.option("--n-best", type=int, default=None, help="qa: candidate starts/ends per window.  [default: 20]")
+@click.option(
+    "--n-best", type=int, default=None, help="qa: candidate answers kept per question.  [default: 20]"
+)
 @click.option(
     "--allow-no-answer", is_flag=True, default=None, help="qa: questions may have no answer (SQuAD 2.0)."
+)
+@click.option(
+    "--max-target-length", type=int, default=None, help="summarize/translate: target tokens.  [default: 128]"
+)
+@click.option(
+    "--num-beams", type=int, default=None, help="summarize/translate: beam size.  [default: 1, greedy]"
+)
+@click.option(
+    "--max-new-tokens", type=int, default=None, help="summarize/translate: generated tokens.  [default: 64]"
+)
+@click.option("--length-penalty", type=float, default=None, help="summarize/translate: beam length penalty.")
+@click.option(
+    "--decoder-model",
+    default=None,
+    help="summarize/translate with an encoder --hf-model: the encoder checkpoint that warm-starts the decoder"
+    " (its vocabulary is the target's).  [default: --hf-model]",
 )
 @click.option("--epochs", type=int, default=None, help="[default: 2]")
 @click.option("--batch-size", type=int, default=None, help="Global batch size.  [default: 32]")
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate.  [default: 5e-5]")
 @click.option("--warmup-ratio", type=float, default=None, help="Share of steps to warm up.  [default: 0.1]")
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["linear", "constant"]),
+    default=None,
+    help="After warm-up: decay linearly to 0, or stay constant.  [default: linear]",
+)
 @click.option("--weight-decay", type=float, default=None, help="AdamW weight decay.  [default: 0.01]")
 @click.option(
     "--optimizer", type=click.Choice(["adamw", "adam", "sgd"]), default=None, help="[default: adamw]"
@@ -181,7 +231,11 @@ def data_options(command):
     default=None,
     help="Stop after N epochs without improvement of --monitor.",
 )
-@click.option("--monitor", default=None, help="Metric that picks the best epoch.  [default: val_accuracy]")
+@click.option(
+    "--monitor",
+    default=None,
+    help="Metric that picks the best epoch.  [default: the task's, e.g. val_accuracy]",
+)
 @click.option("--seed", type=int, default=None, help="Random seed.  [default: 42]")
 @click.option(
     "--steps-per-execution", type=int, default=None, help="Train steps per tf.function call. [default: 1]"
@@ -247,15 +301,17 @@ def fit(config_path, **options):
             "max_length",
             "tfds_data_dir",
         ],
-        "model": ["hf_model", "hub_url", "hub_preprocess_url", "task", "pooling", "dropout"],
+        "model": ["hf_model", "hub_url", "hub_preprocess_url", "allow_pickle", "task", "pooling", "dropout"],
         "task": TASK_OPTIONS
         + ["threshold", "loss", "scale_targets", "class_weights", "doc_stride", "max_answer_length", "n_best"]
-        + ["allow_no_answer"],
+        + ["allow_no_answer", "max_target_length", "num_beams", "max_new_tokens", "length_penalty"]
+        + ["decoder_model"],
         "train": [
             "epochs",
             "batch_size",
             "learning_rate",
             "warmup_ratio",
+            "lr_schedule",
             "weight_decay",
             "optimizer",
             "early_stopping_patience",

@@ -32,6 +32,28 @@ KILL_DURING_EXPORT = textwrap.dedent("""
 """)
 
 
+EXPORT_AFTER_BARRIER = textwrap.dedent("""
+    import pathlib, sys, time
+    import tensorflow as tf
+    import tfft
+
+    model_dir, target, barrier, me = sys.argv[1:]
+    model = tfft.build_model(hf_model=model_dir, num_labels=2)
+    original = tf.saved_model.save
+
+    def save_in_step(*args, **kwargs):
+        original(*args, **kwargs)
+        # Both processes have written their SavedModel before either publishes a version.
+        pathlib.Path(barrier, me).touch()
+        deadline = time.time() + 120
+        while len(list(pathlib.Path(barrier).iterdir())) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+
+    tf.saved_model.save = save_in_step
+    print(tfft.export_saved_model(model, target).name)
+""")
+
+
 @pytest.fixture(scope="module")
 def model(tiny_bert_dir):
     return tfft.build_model(hf_model=str(tiny_bert_dir), num_labels=2)
@@ -74,6 +96,33 @@ def test_two_exports_racing_for_a_version_get_distinct_ones(tmp_path, monkeypatc
     assert export_module._publish(second, target).name == "2"
     assert (target / "1" / "saved_model.pb").read_text() == ".tmp-a"
     assert (target / "2" / "saved_model.pb").read_text() == ".tmp-b"
+
+
+def test_two_processes_exporting_at_once_get_distinct_whole_versions(tiny_bert_dir, tmp_path):
+    target, barrier = tmp_path / "saved_models" / "m", tmp_path / "barrier"
+    barrier.mkdir()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORT_AFTER_BARRIER, str(tiny_bert_dir), str(target), str(barrier), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    published = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        published.append(out.strip().splitlines()[-1])
+    assert sorted(published) == ["1", "2"]
+    assert versions(target) == ["1", "2"]
+    assert not [p for p in target.iterdir() if p.name.startswith(".tmp-")]
+    import tensorflow_text  # noqa: F401 - the ops of the in-graph tokenizer
+
+    for version in ("1", "2"):
+        loaded = tf.saved_model.load(str(target / version))
+        assert "serving_default" in loaded.signatures
 
 
 def test_full_disk_is_a_clear_error_and_keeps_earlier_versions(tmp_path, model, monkeypatch):

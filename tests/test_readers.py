@@ -60,14 +60,20 @@ def test_jsonl_values_blank_lines_and_rows(tmp_path):
         {"text": "b", "label": True},
         {"text": 7, "label": 1.0},
         {"text": "d", "label": 0.25},
-        {"text": "e", "label": "positive"},
+        {"text": "e", "label": -3},
     ]
     content = "\n".join(json.dumps(line) for line in lines[:2]) + "\n\n  \n"
     content += "\n".join(json.dumps(line) for line in lines[2:]) + "\n"
     result = read_examples(write(tmp_path, "train.jsonl", content), TableSpec(label_column="label"))
     assert result.texts == ["a", "b", "7", "d", "e"]
-    assert result.labels == ["1", "1", "1", "0.25", "positive"]
+    assert result.labels == ["1", "1", "1", "0.25", "-3"]
     assert result.rows == [1, 2, 5, 6, 7]
+    # Strings and numbers in one label column: a typo or a merged file, not a label set.
+    mixed = content + json.dumps({"text": "f", "label": "positive"}) + "\n"
+    with pytest.raises(
+        DataError, match=r"train\.jsonl:8: column `label` holds a string .* line 1 holds a number"
+    ):
+        read_examples(write(tmp_path, "train.jsonl", mixed), TableSpec(label_column="label"))
 
 
 def test_pairs_with_string_labels(tmp_path):

@@ -25,6 +25,7 @@ from tfft.tasks import TASK_NAMES
 TASKS = TASK_NAMES
 POOLINGS = ("auto", "cls", "mean", "last", "pooler")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+LR_SCHEDULES = ("linear", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 FORMATS = ("csv", "tsv", "jsonl", "conll", "squad")
@@ -82,6 +83,7 @@ class ModelConfig:
     hf_model: str | None = None
     hub_url: str | None = None
     hub_preprocess_url: str | None = None
+    allow_pickle: bool = False  # load pickle weights (pytorch_model.bin) from a trusted --hf-model
     task: str = "classify"
     pooling: str = "auto"
     dropout: float = 0.1
@@ -122,8 +124,19 @@ class TaskConfig:
     answers_column: str = "answers"
     doc_stride: int = 128  # overlap of context windows, in tokens
     max_answer_length: int = 30  # in tokens
-    n_best: int = 20  # candidate starts and ends per window
+    n_best: int = 20  # candidate answers kept per question (the best one is served)
     allow_no_answer: bool = False  # SQuAD 2.0 unanswerable questions
+    # summarize, translate
+    source_column: str = "source"  # table columns (CSV/TSV/JSON Lines)
+    target_column: str = "target"
+    source_file: str | None = None  # or parallel plain-text files, one sentence per line
+    target_file: str | None = None
+    source_prefix: str | None = None  # e.g. T5's "summarize: "
+    max_target_length: int = 128  # in tokens
+    num_beams: int = 1  # 1 = greedy
+    max_new_tokens: int = 64
+    length_penalty: float = 1.0
+    decoder_model: str | None = None  # encoder checkpoint that warm-starts a BERT2BERT decoder
 
     def __post_init__(self):
         if self.loss is not None:
@@ -137,7 +150,14 @@ class TaskConfig:
                 "`label_separator` must be a visible character or string. "
                 f"Received: label_separator={self.label_separator!r}"
             )
-        for name in ("doc_stride", "max_answer_length", "n_best"):
+        for name in (
+            "doc_stride",
+            "max_answer_length",
+            "n_best",
+            "max_target_length",
+            "num_beams",
+            "max_new_tokens",
+        ):
             _check_positive(name, getattr(self, name))
 
     def label_column_list(self) -> tuple[str, ...] | None:
@@ -161,6 +181,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
+    lr_schedule: str = "linear"  # after warm-up: linear decay to 0, or constant
     weight_decay: float = 0.01
     optimizer: str = "adamw"
     early_stopping_patience: int | None = None
@@ -172,6 +193,7 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_positive("epochs", self.epochs)
         _check_positive("batch_size", self.batch_size)
         _check_positive("learning_rate", self.learning_rate)

@@ -34,6 +34,7 @@ def build_model(
     hf_model: str | None = None,
     hub_url: str | None = None,
     hub_preprocess_url: str | None = None,
+    allow_pickle: bool = False,
     task: str = "classify",
     num_labels: int | None = None,
     label_names: Sequence[str] | None = None,
@@ -48,6 +49,7 @@ def build_model(
     Args:
         backbone: an already loaded :class:`~tfft.backbones.Backbone`; or give one of
             ``hf_model`` / ``hub_url`` (see :func:`tfft.load_backbone`).
+        allow_pickle: let ``hf_model`` load pickle weights (see :func:`tfft.load_backbone`).
         task: ``"classify"``, ``"regress"``, ``"multilabel"``, ``"ner"`` or ``"qa"``.
         num_labels: how many classes (targets for ``regress``); or give ``label_names``.
         label_names: class names, index = label id (default ``"0"``, ``"1"``, ...); the
@@ -93,8 +95,25 @@ def build_model(
         settings = task_object.settings_from_args(label_names, num_labels, task_options)
     elif label_names is not None or num_labels is not None or task_options:
         raise ConfigError("Give `settings` or `num_labels`/`label_names`/task options, not both.")
+    if task_object.build is not None:
+        return task_object.build(
+            hf_model=hf_model,
+            hub_url=hub_url,
+            hub_preprocess_url=hub_preprocess_url,
+            allow_pickle=allow_pickle,
+            backbone=backbone,
+            settings=settings,
+            pair=pair,
+            pooling=pooling,
+            dropout=dropout,
+        )
     if backbone is None:
-        backbone = load_backbone(hf_model=hf_model, hub_url=hub_url, hub_preprocess_url=hub_preprocess_url)
+        backbone = load_backbone(
+            hf_model=hf_model,
+            hub_url=hub_url,
+            hub_preprocess_url=hub_preprocess_url,
+            allow_pickle=allow_pickle,
+        )
     elif hf_model or hub_url:
         raise ConfigError("Give either `backbone` or `hf_model`/`hub_url`, not both.")
 

@@ -44,9 +44,12 @@ class FitResult:
 def read_train_eval(config: RunConfig):
     """The training examples and the evaluation examples (file, split, or none)."""
     data = config.data
-    if not data.train:
-        raise ConfigError("--train is required: a CSV, TSV or JSON Lines file, or tfds:NAME:SPLIT.")
     task = get_task(config.model.task)
+    if not data.train and not (config.task.source_file and config.task.target_file):
+        raise ConfigError(
+            "--train is required: a CSV, TSV, JSON Lines (CoNLL, SQuAD JSON) file, or tfds:NAME:SPLIT"
+            " (summarize/translate: or --source-file with --target-file)."
+        )
     train = task.read(data.train, config, option="--train", max_examples=data.max_train_examples)
     if data.eval and data.eval_split:
         raise ConfigError("Give --eval or --eval-split, not both.")
@@ -197,6 +200,7 @@ def _build(config: RunConfig, settings: dict):
         hf_model=config.model.hf_model,
         hub_url=config.model.hub_url,
         hub_preprocess_url=config.model.hub_preprocess_url,
+        allow_pickle=config.model.allow_pickle,
         task=config.model.task,
         settings=settings,
         pair=config.data.text_pair_column is not None,
@@ -254,11 +258,18 @@ def _config_for_export(model: ExportedModel, config: RunConfig | None) -> RunCon
     else the ones it was trained with (e.g. multi-label columns)."""
     config = config or RunConfig()
     defaults = TaskConfig()
-    trained = {
-        field.name: model.settings[field.name]
-        for field in dataclasses.fields(TaskConfig)
-        if field.name in model.settings and getattr(config.task, field.name) == getattr(defaults, field.name)
-    }
+
+    def given(name: str) -> bool:
+        return getattr(config.task, name) != getattr(defaults, name)
+
+    # Options that answer one question together: re-apply the stored ones only when the
+    # user gave none of the group (a list-format file can score a 0/1-column model).
+    groups = [("label_columns", "label_separator")]
+    trained = {}
+    for field in dataclasses.fields(TaskConfig):
+        group = next((g for g in groups if field.name in g), (field.name,))
+        if field.name in model.settings and not any(given(name) for name in group):
+            trained[field.name] = model.settings[field.name]
     return dataclasses.replace(
         config,
         model=dataclasses.replace(config.model, task=model.task.name),

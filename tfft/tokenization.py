@@ -391,17 +391,12 @@ class HFTextEncoder(TextEncoder):
         if not words:
             return []
         # Byte-level BPE marks a word start with a space: tokenize words as if mid-sentence.
-        kwargs = (
-            {"is_split_into_words": True}
-            if getattr(self.tokenizer, "add_prefix_space", None) is not None
-            else {}
-        )
+        byte_level = getattr(self.tokenizer, "add_prefix_space", None) is not None
         batch = self.tokenizer(
-            [[word] for word in words] if kwargs else list(words),
+            [f" {word}" for word in words] if byte_level else list(words),
             add_special_tokens=False,
             return_attention_mask=False,
             return_token_type_ids=False,
-            **kwargs,
         )
         return [np.asarray(row, dtype=np.int32) for row in batch["input_ids"]]
 

@@ -21,12 +21,16 @@ NO_DECAY = ["bias", "LayerNorm", "layer_norm", "layernorm", "ln_"]
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then linear decay to 0."""
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then linear decay to 0.
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int):
+    With ``decay=False`` the rate stays at ``peak`` after the warm-up (``--lr-schedule constant``).
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int, decay: bool = True):
         self.peak = peak
         self.total_steps = max(int(total_steps), 1)
         self.warmup_steps = int(warmup_steps)
+        self.decay = bool(decay)
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
@@ -34,18 +38,30 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         total = tf.cast(self.total_steps, tf.float32)
         rising = self.peak * (step + 1.0) / warmup
         falling = self.peak * tf.maximum(total - step, 0.0) / tf.maximum(total - warmup, 1.0)
+        if not self.decay:
+            falling = tf.constant(self.peak, tf.float32)
         return tf.where(step < self.warmup_steps, rising, falling)
 
     def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "decay": self.decay,
+        }
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``config.optimizer`` with warm-up + linear decay.
+    """The optimizer named by ``config.optimizer`` with warm-up, then linear decay (or constant).
 
     AdamW leaves biases and layer norms out of weight decay.
     """
-    schedule = WarmupLinearDecay(config.learning_rate, total_steps, round(config.warmup_ratio * total_steps))
+    schedule = WarmupLinearDecay(
+        config.learning_rate,
+        total_steps,
+        round(config.warmup_ratio * total_steps),
+        decay=config.lr_schedule == "linear",
+    )
     if config.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(
             learning_rate=schedule, weight_decay=config.weight_decay, epsilon=1e-6
@@ -165,7 +181,7 @@ def fit(
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
     if eval_data is not None and not monitor.startswith("val_"):
         monitor = f"val_{monitor}"
-    mode = "min" if monitor.endswith("loss") else "max"
+    mode = "min" if monitor.endswith(("loss", "mae", "mse", "error")) else "max"
     compile_model(model, config, steps_per_epoch * config.epochs, xla)
 
     best = run_dir / "checkpoints" / "best"

@@ -10,6 +10,7 @@ def load_backbone(
     hf_model: str | None = None,
     hub_url: str | None = None,
     hub_preprocess_url: str | None = None,
+    allow_pickle: bool = False,
 ) -> Backbone:
     """Load a backbone from exactly one source.
 
@@ -18,6 +19,8 @@ def load_backbone(
         hub_url: a TF Hub SavedModel: https URL (through the TF Hub cache) or local folder.
         hub_preprocess_url: for a BERT-style hub encoder, its preprocessor SavedModel.
             Without it, the vocab file the encoder carries is used.
+        allow_pickle: let ``hf_model`` load pickle weights (``pytorch_model.bin``) when it
+            has no safetensors or HDF5 weights. Only for checkpoints you trust.
 
     Returns:
         A :class:`Backbone` with its tokenizer (``backbone.encoder``).
@@ -36,7 +39,9 @@ def load_backbone(
             raise ConfigError("--hub-preprocess-url goes with --hub-url, not --hf-model.")
         from tfft.backbones.hf import load_hf_backbone
 
-        return load_hf_backbone(hf_model)
+        return load_hf_backbone(hf_model, allow_pickle=allow_pickle)
+    if allow_pickle:
+        raise ConfigError("--allow-pickle is for --hf-model checkpoints; TF Hub SavedModels hold no pickles.")
     from tfft.backbones.hub import load_hub_backbone
 
     return load_hub_backbone(hub_url, hub_preprocess_url)

@@ -104,10 +104,10 @@ class HFBackbone(Backbone):
         return {**super().describe(), "model_type": self.model_type, "config": self.model.config.to_dict()}
 
 
-def load_hf_backbone(name_or_path: str | os.PathLike) -> HFBackbone:
+def load_hf_backbone(name_or_path: str | os.PathLike, allow_pickle: bool = False) -> HFBackbone:
     """Load a Hugging Face TF backbone and its tokenizer from a folder or the local cache."""
     from tfft.backbones.hf_weights import load_hf_tf_model
 
     path = resolve_hf_source(name_or_path)
-    model, tokenizer = load_hf_tf_model(path)
+    model, tokenizer = load_hf_tf_model(path, allow_pickle=allow_pickle)
     return HFBackbone(model, tokenizer, source=str(name_or_path))

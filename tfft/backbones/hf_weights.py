@@ -8,7 +8,8 @@ formats, tried in this order:
 - ``tf_model.h5`` or sharded ``tf_model.h5.index.json``.
 
 Pickle files (``pytorch_model.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``) are refused: loading
-them can run arbitrary code.
+them can run arbitrary code. ``allow_pickle=True`` (``--allow-pickle``) loads a folder that
+has nothing else, through PyTorch (``from_pt``), for checkpoints the user trusts.
 
 transformers >= 4.55 cannot load PyTorch-format safetensors into a TF model unless PyTorch
 is installed, so those are read here and handed to
@@ -35,14 +36,16 @@ PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
-def load_hf_tf_model(path: str | os.PathLike):
+def load_hf_tf_model(path: str | os.PathLike, allow_pickle: bool = False):
     """Load a local Hugging Face checkpoint as a TF model (``TFAutoModel``) and its fast tokenizer.
 
     Never runs code from the folder: ``trust_remote_code`` stays off and pickle weights are
-    refused.
+    refused unless ``allow_pickle``.
 
     Args:
         path: a folder with ``config.json``, tokenizer files and weights (see module docs).
+        allow_pickle: load ``pytorch_model.bin``-style pickle weights when the folder has no
+            safe format (needs PyTorch; loading a pickle can execute code).
 
     Returns:
         ``(model, tokenizer)``: the transformers TF base model (no task head), built and
@@ -76,11 +79,16 @@ def load_hf_tf_model(path: str | os.PathLike):
         shards = []
     else:
         pickles = [name for name in found if name in PICKLE_NAMES or name.endswith(PICKLE_SUFFIXES)]
+        if pickles and allow_pickle:
+            logger.warning("Loading pickle weights from %s (--allow-pickle): %s", folder, ", ".join(pickles))
+            tokenizer = _load_tokenizer(folder, found)
+            return _from_pickle(folder), tokenizer
         if pickles:
             raise BackboneError(
                 f"{folder} only has pickle weights ({', '.join(pickles)}). tfft does not load pickle "
                 "files because loading them can execute arbitrary code. Convert the checkpoint to "
-                f"{SAFETENSORS} (safetensors) or {TF_H5} and try again. Files found: {found}"
+                f"{SAFETENSORS} (safetensors) or {TF_H5}, or pass --allow-pickle if you trust its "
+                f"source. Files found: {found}"
             )
         raise BackboneError(
             f"{folder} has no model weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TF_H5}. "
@@ -180,6 +188,27 @@ def _from_pretrained(folder: Path, use_safetensors: bool):
         )
     except (OSError, ValueError) as e:
         raise BackboneError(f"{folder} cannot be loaded as a TensorFlow model: {e}") from e
+    _check_loading_info(folder, model, info)
+    return model
+
+
+def _from_pickle(folder: Path):
+    """Load PyTorch pickle weights (only with ``allow_pickle``); PyTorch reads them."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise BackboneError(
+            f"{folder}: --allow-pickle needs PyTorch to read pickle weights, and it is not installed "
+            "(pip install torch, or convert the checkpoint to safetensors)."
+        )
+    from transformers import TFAutoModel
+
+    try:
+        model, info = TFAutoModel.from_pretrained(
+            str(folder), from_pt=True, local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError) as e:
+        raise BackboneError(f"{folder} cannot be loaded from its pickle weights: {e}") from e
     _check_loading_info(folder, model, info)
     return model
 

@@ -23,6 +23,21 @@ logger = logging.getLogger(__name__)
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
+def _tensorflow_hub():
+    """``tensorflow_hub``, imported without its pkg_resources deprecation warning.
+
+    (tensorflow_hub 0.16 imports ``pkg_resources`` at import time; the warning would land in
+    the middle of command output.)
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import tensorflow_hub
+
+    return tensorflow_hub
+
+
 def load_hub_object(handle: str, option: str = "--hub-url"):
     """``hub.load`` a local SavedModel folder or an https URL (through the TF Hub cache).
 
@@ -30,7 +45,7 @@ def load_hub_object(handle: str, option: str = "--hub-url"):
         BackboneError: another scheme, a missing folder, or a URL that is neither cached
             nor downloadable.
     """
-    import tensorflow_hub as hub
+    hub = _tensorflow_hub()
     import tensorflow_text  # noqa: F401 - registers the ops that BERT preprocessors use
 
     handle = str(handle)
@@ -135,7 +150,7 @@ class HubEncoderBackbone(Backbone):
     xla_by_default = False
 
     def __init__(self, encoder, handle: str, preprocessor=None, preprocess_handle: str | None = None):
-        import tensorflow_hub as hub
+        hub = _tensorflow_hub()
 
         self.source = str(handle)
         self.preprocess_source = preprocess_handle
@@ -182,7 +197,7 @@ class HubTextBackbone(Backbone):
     xla_by_default = False  # like hub encoders; string ops cannot be XLA-compiled anyway
 
     def __init__(self, module, handle: str):
-        import tensorflow_hub as hub
+        hub = _tensorflow_hub()
 
         self.source = str(handle)
         self.encoder = None

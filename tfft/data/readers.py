@@ -59,6 +59,7 @@ _OPTION_BY_FIELD = {
     "text_column": "--text-column",
     "text_pair_column": "--text-pair-column",
     "label_column": "--label-column",
+    "label_columns": "--label-columns",
 }
 _TFDS_PREFIX = "tfds:"
 # NAME may carry a version ("mnist:3.0.1"); SPLIT may hold colons ("train[:10%]").
@@ -78,17 +79,63 @@ class TableSpec:
         label_column: Column with the label, or None for unlabelled data (prediction).
         format: ``"csv"``, ``"tsv"`` or ``"jsonl"``; None picks it from the file extension
             (``.csv``; ``.tsv``/``.tab``; ``.jsonl``/``.json``/``.ndjson``).
+        label_columns: Several columns that together hold the labels of an example (0/1
+            columns of a multi-label task, several regression targets), read into
+            :attr:`TextExamples.label_lists` in this order; excludes ``label_column``.
+        label_separator: ``label_column`` holds a list of labels separated by this string
+            (any run of whitespace when it is blank); a JSON Lines value may also be a list
+            and a TFDS feature a sequence. The labels of each example go to
+            :attr:`TextExamples.label_lists`.
+        allow_empty_label_list: With ``label_separator``: an empty cell (or an empty JSON
+            list) is an example without labels instead of an error.
 
     Raises:
-        ConfigError: A column name is empty or used twice, or the format is unknown.
+        ConfigError: A column name is empty or used twice, the format is unknown, or the
+            label options do not fit together.
+
+    Example:
+        >>> TableSpec("comment", label_column="tags", label_separator="|").columns()
+        [('text_column', 'comment'), ('label_column', 'tags')]
+        >>> TableSpec("comment", label_columns=("toxic", "insult")).columns()[1:]
+        [('label_columns', 'toxic'), ('label_columns', 'insult')]
     """
 
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str | None = None
     format: str | None = None
+    label_columns: tuple[str, ...] | None = None
+    label_separator: str | None = None
+    allow_empty_label_list: bool = False
 
     def __post_init__(self) -> None:
+        if self.label_columns is not None:
+            if isinstance(self.label_columns, str) or not isinstance(self.label_columns, Sequence):
+                raise ConfigError(
+                    "`label_columns` must be a sequence of column names. "
+                    f"Received: label_columns={self.label_columns!r}"
+                )
+            object.__setattr__(self, "label_columns", tuple(self.label_columns))
+            if not self.label_columns:
+                raise ConfigError("`label_columns` must name at least one column. Received: label_columns=()")
+            if self.label_column is not None:
+                raise ConfigError(
+                    "Give `label_column` or `label_columns`, not both. "
+                    f"Received: label_column={self.label_column!r}, "
+                    f"label_columns={list(self.label_columns)!r}"
+                )
+        if self.label_separator is not None:
+            if not isinstance(self.label_separator, str) or not self.label_separator:
+                raise ConfigError(
+                    "`label_separator` must be a non-empty string. "
+                    f"Received: label_separator={self.label_separator!r}"
+                )
+            if self.label_column is None:
+                raise ConfigError(
+                    "`label_separator` splits the `label_column`, which is not set. "
+                    f"Received: label_separator={self.label_separator!r}, "
+                    f"label_columns={self.label_columns!r}"
+                )
         seen: dict[str, str] = {}
         for field, column in self.columns():
             if not isinstance(column, str) or not column.strip():
@@ -113,7 +160,54 @@ class TableSpec:
             fields.append(("text_pair_column", self.text_pair_column))
         if self.label_column is not None:
             fields.append(("label_column", self.label_column))
+        for column in self.label_columns or ():
+            fields.append(("label_columns", column))
         return fields
+
+    @property
+    def reads_label_lists(self) -> bool:
+        """Whether examples read with this spec carry :attr:`TextExamples.label_lists`."""
+        return self.label_columns is not None or self.label_separator is not None
+
+    def split_labels(self, value: str | list[str], where: str) -> tuple[str, ...]:
+        """The labels of one ``label_separator`` cell (or JSON list), stripped.
+
+        Args:
+            value: The cell, or the items of a JSON list / TFDS sequence as strings.
+            where: ``PATH:LINE`` of the row, for errors.
+
+        Returns:
+            The labels in the order given; ``()`` for an empty cell when
+            ``allow_empty_label_list`` is set.
+
+        Raises:
+            DataError: The list is empty (and that is not allowed), an item is empty, or a
+                label appears twice.
+        """
+        column = self.label_column
+        if isinstance(value, str):
+            if not value.strip():
+                items: list[str] = []
+            elif self.label_separator.strip():
+                items = value.split(self.label_separator)
+            else:
+                items = value.split()
+        else:
+            items = list(value)
+        if not items:
+            if self.allow_empty_label_list:
+                return ()
+            raise DataError(f"{where}: column `{column}` is empty; every row needs at least one label here.")
+        labels = tuple(item.strip() for item in items)
+        for position, label in enumerate(labels, start=1):
+            if not label:
+                raise DataError(
+                    f"{where}: column `{column}` has an empty label (item {position} of {len(labels)}, "
+                    f"separator {self.label_separator!r})."
+                )
+            if label in labels[: position - 1]:
+                raise DataError(f"{where}: column `{column}` lists label {label!r} twice.")
+        return labels
 
 
 @dataclass
@@ -127,6 +221,14 @@ class TextExamples:
             None when the spec has no label column.
         source: The path (or ``"tfds:NAME:SPLIT"``) the examples came from.
         rows: The 1-based line number in the file of each example (record number for TFDS).
+        label_lists: Several raw label strings per example, stripped; None unless the spec
+            has ``label_columns`` (one string per column, in that order: ``("1", "0")``) or
+            ``label_separator`` (the labels listed in the cell: ``("sports", "politics")``).
+            ``labels`` is None when this is set.
+        label_columns: The columns the labels (or label lists) were read from, for error
+            messages: ``("label",)``, ``("toxic", "insult")``; None for unlabelled examples.
+        label_separator: The separator the ``label_lists`` were split on (the spec's); None
+            when they hold one value per label column, or there are none.
     """
 
     texts: list[str]
@@ -134,9 +236,12 @@ class TextExamples:
     labels: list[str] | None
     source: str
     rows: list[int]
+    label_lists: list[tuple[str, ...]] | None = None
+    label_columns: tuple[str, ...] | None = None
+    label_separator: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("pairs", "labels", "rows"):
+        for name in ("pairs", "labels", "rows", "label_lists"):
             values = getattr(self, name)
             if values is not None and len(values) != len(self.texts):
                 raise ValueError(
@@ -181,6 +286,9 @@ class TextExamples:
             labels=pick(self.labels),
             source=self.source,
             rows=pick(self.rows),
+            label_lists=pick(self.label_lists),
+            label_columns=self.label_columns,
+            label_separator=self.label_separator,
         )
 
     def split(self, fraction: float, seed: int) -> tuple[TextExamples, TextExamples]:
@@ -480,6 +588,9 @@ def _csv_rows(lines: Iterator[str], source: str) -> Iterator[tuple[int, list[str
             consumed.append(line)
             yield line
 
+    # The csv module refuses fields over 128 KiB by default; a long text is data (it is
+    # truncated to --max-length later), so allow fields up to 64 MiB.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
     reader = csv.reader(remember(lines), strict=True)
     header: list[str] | None = None
     while True:
@@ -573,22 +684,68 @@ def _jsonl_records(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line, {column: value})`` for each object of a JSON Lines file.
 
-    Only the spec columns are returned, converted to strings by :func:`_json_text`.
+    Only the spec columns are returned, converted to strings by :func:`_json_text`; the
+    label column of a spec with a ``label_separator`` may also hold a list, returned as a
+    list of strings.
 
     Raises:
         DataError: A line is not a JSON object, repeats a key, lacks a spec column, or holds
             a value that is not text.
     """
+    label_columns = [column for field, column in spec.columns() if field.startswith("label")]
+    first_kind: dict[str, tuple[str, int]] = {}  # label column -> (JSON kind, line) seen first
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{source}:{line_no}"
         obj = _parse_json_object(line, where)
         _check_columns(list(obj), spec, where, noun="Keys")
+        for column in label_columns:
+            kind = _label_kind(obj[column], column, where)
+            if kind is None:  # an empty list of labels: nothing to compare
+                continue
+            seen = first_kind.setdefault(column, (kind, line_no))
+            if kind != seen[0]:
+                raise DataError(
+                    f"{where}: column `{column}` holds {kind} ({obj[column]!r}) but line {seen[1]} holds "
+                    f"{seen[0]}; the labels of one column must all be strings or all be numbers."
+                )
         for key, value in obj.items():
-            if isinstance(value, str):
-                _check_cell(value, f"column `{key}`", where)
-        yield line_no, {column: _json_text(obj[column], column, where) for _, column in spec.columns()}
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    _check_cell(item, f"column `{key}`", where)
+        record: dict[str, str | list[str]] = {}
+        for _, column in spec.columns():
+            value = obj[column]
+            if isinstance(value, list) and spec.label_separator is not None and column == spec.label_column:
+                record[column] = [_json_text(item, column, where, in_list=True) for item in value]
+            else:
+                record[column] = _json_text(value, column, where)
+        yield line_no, record
+
+
+def _label_kind(value: Any, column: str, where: str) -> str | None:
+    """``"a string"`` or ``"a number"`` (booleans count as 0/1), for the label-type check.
+
+    A list of labels (``label_separator`` columns) has the kind of its items; None when it
+    is empty.
+
+    Raises:
+        DataError: A list mixes strings and numbers.
+    """
+    if isinstance(value, list):
+        kinds = {_label_kind(item, column, where) for item in value} & {"a string", "a number"}
+        if len(kinds) > 1:
+            raise DataError(
+                f"{where}: column `{column}` lists strings and numbers ({value!r}); the labels of one "
+                "column must all be strings or all be numbers."
+            )
+        return kinds.pop() if kinds else None
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (bool, int, float)):
+        return "a number"
+    return _json_kind(value)
 
 
 def _parse_json_object(line: str, where: str) -> dict[str, Any]:
@@ -610,6 +767,8 @@ def _parse_json_object(line: str, where: str) -> dict[str, Any]:
 
     try:
         obj = json.loads(line, object_pairs_hook=unique_keys, strict=False)
+    except RecursionError:
+        raise DataError(f"{where}: the JSON is nested too deeply to read.") from None
     except json.JSONDecodeError as e:
         _check_cell(line, "the line", where)
         raise DataError(
@@ -624,13 +783,19 @@ def _parse_json_object(line: str, where: str) -> dict[str, Any]:
     return obj
 
 
-def _json_text(value: Any, column: str, where: str) -> str:
+def _json_text(value: Any, column: str, where: str, *, in_list: bool = False) -> str:
     """Return a JSON value of a text or label column as a string.
 
     Strings are kept as they are; integers become their decimal form (``1`` -> ``"1"``);
     booleans become ``"1"``/``"0"`` (like the 0/1 labels of CSV files); floats that are whole
     numbers become integers (``1.0`` -> ``"1"``, so they name the same class as ``1``), other
     finite floats their shortest round-trip form (``0.25`` -> ``"0.25"``).
+
+    Args:
+        value: The JSON value.
+        column: Its column, for errors.
+        where: ``PATH:LINE`` of the record, for errors.
+        in_list: The value is an item of a list of labels (named so in errors).
 
     Raises:
         DataError: The value is null, an object, a list, or a non-finite number.
@@ -643,7 +808,8 @@ def _json_text(value: Any, column: str, where: str) -> str:
         return str(value)
     if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if value.is_integer() else repr(value)
-    raise DataError(f"{where}: column `{column}` is {_json_kind(value)}; expected a string or a number.")
+    what = "an item of the list in column" if in_list else "column"
+    raise DataError(f"{where}: {what} `{column}` is {_json_kind(value)}; expected a string or a number.")
 
 
 def _json_kind(value: Any) -> str:
@@ -692,12 +858,13 @@ def _check_cell(value: str, what: str, where: str) -> None:
 
 
 def _collect(
-    records: Iterable[tuple[int, dict[str, str]]], source: str, spec: TableSpec, max_examples: int | None
+    records: Iterable[tuple[int, dict[str, Any]]], source: str, spec: TableSpec, max_examples: int | None
 ) -> TextExamples:
     """Check the spec columns of each record are non-empty and gather them.
 
     Args:
-        records: ``(row, {column: value})`` per record, holding at least the spec columns.
+        records: ``(row, {column: value})`` per record, holding at least the spec columns;
+            values are strings, or lists of strings for a ``label_separator`` column.
         source: Path or TFDS source, for messages.
         spec: The columns to gather.
         max_examples: Stop after this many examples; None for all.
@@ -706,11 +873,14 @@ def _collect(
         The examples, values stripped of surrounding whitespace.
 
     Raises:
-        DataError: A spec column is empty in some record, or there are no records.
+        DataError: A spec column is empty in some record (or a label list is malformed,
+            see :meth:`TableSpec.split_labels`), or there are no records.
     """
     texts: list[str] = []
     pairs: list[str] | None = [] if spec.text_pair_column is not None else None
-    labels: list[str] | None = [] if spec.label_column is not None else None
+    single_label = spec.label_column is not None and spec.label_separator is None
+    labels: list[str] | None = [] if single_label else None
+    label_lists: list[tuple[str, ...]] | None = [] if spec.reads_label_lists else None
     rows: list[int] = []
     for row, values in records:
         where = f"{source}:{row}"
@@ -719,12 +889,29 @@ def _collect(
             pairs.append(_non_empty(values, spec.text_pair_column, where))
         if labels is not None:
             labels.append(_non_empty(values, spec.label_column, where))
+        if spec.label_separator is not None:
+            label_lists.append(spec.split_labels(values[spec.label_column], where))
+        elif spec.label_columns is not None:
+            label_lists.append(tuple(_non_empty(values, column, where) for column in spec.label_columns))
         rows.append(row)
         if max_examples is not None and len(rows) >= max_examples:
             break
     if not rows:
         raise DataError(f"{source}: no examples found (nothing but a header or blank lines).")
-    return TextExamples(texts=texts, pairs=pairs, labels=labels, source=source, rows=rows)
+    if spec.label_columns is not None:
+        label_columns: tuple[str, ...] | None = spec.label_columns
+    else:
+        label_columns = None if spec.label_column is None else (spec.label_column,)
+    return TextExamples(
+        texts=texts,
+        pairs=pairs,
+        labels=labels,
+        source=source,
+        rows=rows,
+        label_lists=label_lists,
+        label_columns=label_columns,
+        label_separator=spec.label_separator,
+    )
 
 
 def _non_empty(values: dict[str, str], column: str, where: str) -> str:
@@ -749,7 +936,8 @@ def _read_tfds(source: str, spec: TableSpec, max_examples: int | None, data_dir:
     """Read examples from a prepared TFDS dataset (see :func:`read_examples`).
 
     Text features are decoded from UTF-8, ClassLabel features become their label names,
-    numeric scalar features become strings as in :func:`_json_text`.
+    numeric scalar features become strings as in :func:`_json_text`. The label column of a
+    spec with a ``label_separator`` may also be a sequence of those (a list of labels).
     """
     import tensorflow_datasets as tfds  # slow to import: only when a TFDS source is read
 
@@ -758,7 +946,14 @@ def _read_tfds(source: str, spec: TableSpec, max_examples: int | None, data_dir:
     features = builder.info.features
     _check_columns(list(features.keys()), spec, source, noun="Features")
     converters = {
-        column: _tfds_converter(tfds, features[column], column, source) for _, column in spec.columns()
+        column: _tfds_converter(
+            tfds,
+            features[column],
+            column,
+            source,
+            sequence=spec.label_separator is not None and column == spec.label_column,
+        )
+        for _, column in spec.columns()
     }
     try:
         dataset = builder.as_dataset(split=split, shuffle_files=False)
@@ -819,14 +1014,25 @@ def _tfds_builder(tfds: Any, name: str, source: str, data_dir: str | None) -> An
     return builder
 
 
-def _tfds_converter(tfds: Any, feature: Any, column: str, source: str) -> Any:
+def _tfds_converter(tfds: Any, feature: Any, column: str, source: str, *, sequence: bool = False) -> Any:
     """Return ``convert(value, where) -> str`` for one scalar TFDS feature.
 
+    Args:
+        tfds: The ``tensorflow_datasets`` module.
+        feature: The feature.
+        column: Its name, for errors.
+        source: The TFDS source, for errors.
+        sequence: Also accept a ``Sequence`` of scalars; its converter returns a list.
+
     Raises:
-        DataError: The feature is not a scalar text, class label or number.
+        DataError: The feature is not a scalar text, class label or number (or a sequence
+            of them, when allowed).
     """
     import numpy as np
 
+    if sequence and isinstance(feature, tfds.features.Sequence):
+        convert_item = _tfds_converter(tfds, feature.feature, column, source)
+        return lambda values, where: [convert_item(value, where) for value in values]
     if isinstance(feature, tfds.features.ClassLabel):
 
         def label_name(value: Any, where: str) -> str:

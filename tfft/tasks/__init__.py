@@ -16,6 +16,8 @@ TASK_MODULES = {
     "multilabel": "tfft.tasks.multilabel",
     "ner": "tfft.tasks.ner",
     "qa": "tfft.tasks.qa",
+    "summarize": "tfft.tasks.seq2seq",
+    "translate": "tfft.tasks.seq2seq",
 }
 TASK_NAMES = tuple(TASK_MODULES)
 
@@ -28,4 +30,11 @@ def get_task(name: str):
     """
     if name not in TASK_MODULES:
         raise ConfigError(f"`task` must be one of {', '.join(TASK_NAMES)}. Received: task={name!r}")
-    return importlib.import_module(TASK_MODULES[name]).TASK
+    try:
+        module = importlib.import_module(TASK_MODULES[name])
+    except ModuleNotFoundError as error:
+        if error.name != TASK_MODULES[name]:
+            raise
+        raise ConfigError(f"task={name!r} is not available in this version of tfft.") from None
+    tasks = getattr(module, "TASKS", None)  # a module may define several related tasks
+    return tasks[name] if tasks else module.TASK

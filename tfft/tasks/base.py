@@ -81,6 +81,12 @@ class Task:
         raise NotImplementedError
 
     # --- model ----------------------------------------------------------------------------
+    #: Tasks whose model is not "backbone + head" (sequence-to-sequence) define
+    #: ``build(*, hf_model, hub_url, hub_preprocess_url, allow_pickle, backbone, settings,
+    #: pair, pooling, dropout) -> keras.Model`` (with ``model.tfft_spec`` set), used by
+    #: :func:`tfft.build_model` instead of :meth:`head`.
+    build = None
+
     def head(self, backbone: Backbone, inputs: dict, settings: dict, pooling: str, dropout: float):
         """The task's outputs (float32) on top of the backbone, built on symbolic inputs."""
         raise NotImplementedError

