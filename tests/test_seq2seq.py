@@ -1,0 +1,465 @@
+"""Summarization and translation (``--task summarize|translate``) on tiny random encoder-decoders."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from conftest import write_tiny_bert
+
+import tfft
+from tfft.config import load_config
+from tfft.errors import ConfigError, DataError
+from tfft.keras import keras
+from tfft.pipeline import ExportedModel, predict_rows, read_train_eval, run_evaluate
+from tfft.tasks import get_task
+from tfft.tasks.seq2seq import PairExamples
+
+ENGLISH = ["the movie was good", "the film was bad", "fun night", "the plot is great", "bad day", "good fun"]
+GERMAN = [
+    "der Film war gut",
+    "der Film war schlecht",
+    "Spaß Nacht",
+    "die Handlung ist toll",
+    "schlecht Tag",
+    "gut Spaß",
+]
+GERMAN_WORDS = [
+    "der",
+    "die",
+    "Film",
+    "war",
+    "gut",
+    "schlecht",
+    "Spaß",
+    "Nacht",
+    "Handlung",
+    "ist",
+    "toll",
+    "Tag",
+]
+
+
+def write_german_bert(folder: Path) -> Path:
+    """A tiny cased BERT with its own (German) WordPiece vocabulary: the decoder checkpoint."""
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = list(string.ascii_letters) + ["ß", "ä", "ö", "ü"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?"]
+    vocab += letters + [f"##{c}" for c in letters] + GERMAN_WORDS
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = transformers.BertTokenizerFast(
+        str(folder / "vocab.txt"), do_lower_case=False, strip_accents=False
+    )
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    model = transformers.TFBertModel(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bert2bert_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bert2bert")
+    return write_tiny_bert(root / "encoder", layers=1), write_german_bert(root / "decoder")
+
+
+@pytest.fixture(scope="module")
+def parallel_files(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("parallel")
+    rows = list(zip(ENGLISH, GERMAN)) * 6
+    (folder / "train.en").write_text("\n".join(s for s, _ in rows) + "\n\n")  # trailing blank lines are fine
+    (folder / "train.de").write_text("\n".join(t for _, t in rows) + "\n")
+    (folder / "val.en").write_text("\n".join(ENGLISH) + "\n")
+    (folder / "val.de").write_text("\n".join(GERMAN) + "\n")
+    lines = ["source\ttarget"] + [f"{s}\t{t}" for s, t in zip(ENGLISH, GERMAN)]
+    (folder / "pairs.tsv").write_text("\n".join(lines) + "\n")
+    return {
+        name.replace(".", "_"): folder / name
+        for name in ("train.en", "train.de", "val.en", "val.de", "pairs.tsv")
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_bert2bert(bert2bert_dirs):
+    """A BERT2BERT (tiny English encoder, tiny German decoder) fitted on the toy pairs."""
+    encoder, decoder = bert2bert_dirs
+    keras.utils.set_random_seed(0)
+    model = tfft.build_model(
+        hf_model=str(encoder), task="translate", decoder_model=str(decoder), max_new_tokens=8
+    )
+    data = tfft.make_dataset(
+        model, ENGLISH * 4, GERMAN * 4, batch_size=8, max_length=16, training=True, seed=0
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=tfft.loss_for(model), jit_compile=False)
+    before = model.evaluate(data, verbose=0)
+    model.fit(data, epochs=15, verbose=0)
+    model.loss_history = (before, model.evaluate(data, verbose=0))
+    return model
+
+
+def config_for(**overrides):
+    return load_config(None, overrides)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def test_reads_parallel_files_and_pairs_of_paths(parallel_files):
+    task = get_task("translate")
+    config = config_for(
+        **{
+            "model.task": "translate",
+            "task.source_file": str(parallel_files["train_en"]),
+            "task.target_file": str(parallel_files["train_de"]),
+            "data.eval": f"{parallel_files['val_en']},{parallel_files['val_de']}",
+        }
+    )
+    train, evaluation = read_train_eval(config)
+    assert len(train) == 36 and train.sources[1] == ENGLISH[1] and train.targets[1] == GERMAN[1]
+    assert evaluation.targets == GERMAN and evaluation.rows[-1] == 6
+    table = task.read(str(parallel_files["pairs_tsv"]), config, option="--eval")
+    assert table.sources == ENGLISH and table.targets == GERMAN
+    inputs = task.read(str(parallel_files["val_en"]), config, labelled=False, option="--input")
+    assert inputs.sources == ENGLISH and inputs.targets is None
+
+
+def test_parallel_reading_errors_name_file_and_line(tmp_path):
+    task = get_task("translate")
+    (tmp_path / "a.en").write_text("one\n\nthree\n")
+    (tmp_path / "b.de").write_text("eins\nzwei\ndrei\n")
+    (tmp_path / "c.de").write_text("eins\nzwei\n")
+    config = config_for(**{"model.task": "translate"})
+    with pytest.raises(DataError, match=r"a\.en:2: blank line"):
+        task.read(f"{tmp_path / 'a.en'},{tmp_path / 'b.de'}", config)
+    (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
+    with pytest.raises(DataError, match=r"c\.de: 2 lines, but .*a\.en has 3"):
+        task.read(f"{tmp_path / 'a.en'},{tmp_path / 'c.de'}", config)
+    with pytest.raises(DataError, match="plain-text file holds sources only"):
+        task.read(str(tmp_path / "a.en"), config, option="--eval")
+    with pytest.raises(ConfigError, match="--source-file with --target-file"):
+        task.read(None, config)
+    both = config_for(**{"model.task": "translate", "task.source_file": str(tmp_path / "a.en")})
+    with pytest.raises(ConfigError, match="not both"):
+        task.read(str(tmp_path / "a.en"), both, option="--train")
+    (tmp_path / "bad.en").write_bytes(b"ok\n\xff\xfe\n")
+    with pytest.raises(DataError, match=r"bad\.en:2: not valid UTF-8"):
+        task.read(f"{tmp_path / 'bad.en'},{tmp_path / 'b.de'}", config)
+
+
+def test_settings_from_args_rejects_unknown_options():
+    with pytest.raises(ConfigError, match="takes no option"):
+        get_task("summarize").settings_from_args(None, None, {"threshold": 0.3})
+    with pytest.raises(ConfigError, match="num_beams"):
+        get_task("summarize").settings_from_args(None, None, {"num_beams": 0})
+
+
+# --- batches and training -----------------------------------------------------------------
+
+
+def test_batches_are_bucketed_shifted_and_masked(trained_bert2bert):
+    model = trained_bert2bert
+    task = model.tfft_spec.task_object
+    data = tfft.make_dataset(
+        model, ENGLISH * 3, GERMAN * 3, batch_size=8, max_length=64, training=True, seed=1
+    )
+    assert int(data.cardinality()) == 3  # 18 pairs, one bucket: 8 + 8 + 2 (filled up to 8)
+    start = model.decoder_start_token_id
+    sep = model.tfft_spec.backbone.target_tokenizer.sep_token_id
+    total_weight = 0.0
+    for features, labels, weights in data:
+        assert features["input_ids"].shape == (8, 16) and labels.shape == (8, 16)
+        assert features["decoder_input_ids"].shape == labels.shape == weights.shape
+        dec, lab, w = features["decoder_input_ids"].numpy(), labels.numpy(), weights.numpy()
+        for row in range(8):
+            n = int(w[row].sum())
+            if n == 0:
+                continue  # a filler row
+            assert dec[row, 0] == start and lab[row, n - 1] == sep
+            np.testing.assert_array_equal(dec[row, 1:n], lab[row, : n - 1])  # teacher forcing: shifted right
+            assert not w[row, n:].any()  # padding weighs 0
+        total_weight += w.sum()
+    labels = task.encode_targets(model, GERMAN * 3)
+    assert total_weight == sum(len(row) for row in labels)
+
+
+def test_target_truncation_keeps_the_end_token(trained_bert2bert):
+    model = trained_bert2bert
+    task = model.tfft_spec.task_object
+    spec = model.tfft_spec
+    short = dict(spec.settings, max_target_length=3)
+    model.tfft_spec = type(spec)(spec.task, spec.label_names, spec.pair, spec.pooling, spec.backbone, short)
+    try:
+        (row,) = task.encode_targets(model, ["der Film war gut"])
+    finally:
+        model.tfft_spec = spec
+    tokenizer = spec.backbone.target_tokenizer
+    assert tokenizer.convert_ids_to_tokens(row.tolist()) == ["der", "Film", "[SEP]"]
+
+
+def test_training_lowers_the_loss(trained_bert2bert):
+    before, after = trained_bert2bert.loss_history
+    assert after < before * 0.7
+
+
+# --- generation, metrics, export ---------------------------------------------------------------
+
+
+def test_export_generates_the_same_text_as_python(trained_bert2bert, parallel_files, tmp_path):
+    model = trained_bert2bert
+    task = model.tfft_spec.task_object
+    python_greedy = task.generate(model, ENGLISH, batch_size=4, max_length=16)
+    assert any(python_greedy)
+    path = tfft.export_saved_model(model, tmp_path / "greedy", max_length=16)
+    metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
+    assert metadata["in_graph_tokenizer"] and metadata["task"] == "translate"
+    exported = ExportedModel(path)
+    assert exported.encoder is None  # raw text in
+    rows = list(predict_rows(exported, ENGLISH, batch_size=4))
+    assert [row["generated_text"] for row in rows] == python_greedy
+    metrics = run_evaluate(path, str(parallel_files["pairs_tsv"]))  # a table: source and target columns
+    assert metrics["task"] == "translate" and metrics["examples"] == 6
+    assert metrics["bleu"] == pytest.approx(task.metrics(python_greedy, GERMAN)["bleu"])
+    # In-graph detokenization is Hugging Face's decode.
+    ids = tf.constant([[2, 25, 60, 7, 3, 0]], tf.int32)  # [CLS] ... [SEP] [PAD]
+    tokenizer = model.tfft_spec.backbone.target_tokenizer
+    serving = task.serving(model, 16)
+    decoded = serving.detokenizer.detokenize(ids).numpy()[0].decode()
+    assert decoded == tokenizer.decode(ids[0].numpy(), skip_special_tokens=True)
+
+
+def test_beam_search_export_matches_python(trained_bert2bert, tmp_path):
+    model = trained_bert2bert
+    task = model.tfft_spec.task_object
+    spec = model.tfft_spec
+    beams = dict(spec.settings, num_beams=3, length_penalty=0.6)
+    model.tfft_spec = type(spec)(spec.task, spec.label_names, spec.pair, spec.pooling, spec.backbone, beams)
+    try:
+        python_beam = task.generate(model, ENGLISH[:3], batch_size=3, max_length=16)
+        path = tfft.export_saved_model(model, tmp_path / "beam", max_length=16)
+    finally:
+        model.tfft_spec = spec
+    assert [row["generated_text"] for row in predict_rows(path, ENGLISH[:3])] == python_beam
+
+
+def test_xla_falls_back_to_graph_mode(trained_bert2bert, monkeypatch, caplog):
+    from tfft import seq2seq_models
+
+    model = trained_bert2bert
+    task = model.tfft_spec.task_object
+    expected = task.generate(model, ENGLISH[:2], batch_size=2, max_length=16, xla=False)
+    original = seq2seq_models.Seq2SeqModel.generator
+
+    def no_xla(self, *, xla, **kwargs):
+        function = original(self, xla=False, **kwargs)
+        if not xla:
+            return function
+
+        def fails(*args):
+            raise tf.errors.InvalidArgumentError(None, None, "XLA compilation failed (test)")
+
+        return fails
+
+    monkeypatch.setattr(seq2seq_models.Seq2SeqModel, "generator", no_xla)
+    with caplog.at_level("WARNING"):
+        assert task.generate(model, ENGLISH[:2], batch_size=2, max_length=16) == expected
+    assert "without XLA" in caplog.text
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        task.generate(model, ENGLISH[:2], batch_size=2, max_length=16, xla=True)
+
+
+def test_metrics_are_bleu_and_rouge():
+    bleu = get_task("translate").metrics(["der Film war gut"], ["der Film war gut"])
+    assert bleu["bleu"] == pytest.approx(100.0) and "tok:13a" in bleu["bleu_signature"]
+    assert get_task("translate").metrics(["x y z"], ["der Film war gut"])["bleu"] == 0.0
+    rouge = get_task("summarize").metrics(["the cat sat"], ["the cat sat on the mat"])
+    assert rouge["rouge1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert 0 < rouge["rouge2"] < rouge["rouge1"] and rouge["examples"] == 1
+
+
+# --- other architectures ----------------------------------------------------------------------
+
+
+def write_tiny_t5(folder: Path) -> Path:
+    """A tiny random T5 with a SentencePiece vocabulary trained on the spot (T5 id layout)."""
+    spm = pytest.importorskip("sentencepiece")
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = (
+        [f"summarize: {e}" for e in ENGLISH] + GERMAN + ["a short summary", "the end", string.ascii_letters]
+    )
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus * 20),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=60,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    tokenizer = transformers.T5TokenizerFast(vocab_file=str(folder / "spiece.model"), extra_ids=0)
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.T5Config(
+        vocab_size=tokenizer.vocab_size,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+    )
+    model = transformers.TFT5ForConditionalGeneration(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def write_tiny_bart(folder: Path) -> Path:
+    """A tiny random BART with a byte-level BPE vocabulary (no in-graph tokenizer)."""
+    import transformers
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        ENGLISH * 10,
+        vocab_size=300,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    bpe.save_model(str(folder))
+    tokenizer = transformers.BartTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+    )
+    model = transformers.TFBartForConditionalGeneration(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_t5_summarize_with_prefix_exports_raw_text(tmp_path):
+    folder = write_tiny_t5(tmp_path / "t5")
+    model = tfft.build_model(
+        hf_model=str(folder), task="summarize", source_prefix="summarize: ", max_new_tokens=6
+    )
+    assert type(model.hf).__name__ == "TFT5ForConditionalGeneration"
+    task = model.tfft_spec.task_object
+    data = tfft.make_dataset(model, ENGLISH, ENGLISH, batch_size=4, max_length=16, training=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=tfft.loss_for(model))
+    model.fit(data, epochs=2, verbose=0)
+    (source,) = task.encode_sources(model, ["fun night"], 64)
+    tokenizer = model.tfft_spec.backbone.encoder.tokenizer
+    assert source.tolist() == tokenizer("summarize: fun night")["input_ids"]
+    expected = task.generate(model, ENGLISH, batch_size=4, max_length=16)
+    path = tfft.export_saved_model(model, tmp_path / "export", max_length=16)
+    exported = ExportedModel(path)
+    # tensorflow-text segments this tiny vocabulary unlike the converted Hugging Face tokenizer,
+    # so the export checks that and takes token ids.
+    assert (exported.encoder is None) == exported.metadata["in_graph_tokenizer"]
+    assert [row["generated_text"] for row in predict_rows(exported, ENGLISH)] == expected
+    metrics = task.evaluate_export(exported, PairExamples(ENGLISH, ENGLISH, "test", list(range(1, 7))))
+    assert set(metrics) >= {"rouge1", "rouge2", "rougeL"}
+
+
+def test_bart_exports_a_token_id_signature(tmp_path):
+    folder = write_tiny_bart(tmp_path / "bart")
+    model = tfft.build_model(hf_model=str(folder), task="translate", max_new_tokens=6)
+    task = model.tfft_spec.task_object
+    expected = task.generate(model, ENGLISH[:3], batch_size=3, max_length=16)
+    path = tfft.export_saved_model(model, tmp_path / "export", max_length=16)
+    exported = ExportedModel(path)
+    assert exported.encoder is not None  # byte-level BPE: the tokenizer runs in Python
+    assert set(exported.loaded.signatures) == {"serving_default", "generate_ids"}
+    assert [row["generated_text"] for row in predict_rows(exported, ENGLISH[:3])] == expected
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def test_cli_fit_predict_evaluate_translate(bert2bert_dirs, parallel_files, tmp_path):
+    from tfft_cli.main import cli
+
+    encoder, decoder = bert2bert_dirs
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        [
+            "fit",
+            "--hf-model",
+            str(encoder),
+            "--decoder-model",
+            str(decoder),
+            "--task",
+            "translate",
+            "--source-file",
+            str(parallel_files["train_en"]),
+            "--target-file",
+            str(parallel_files["train_de"]),
+            "--eval",
+            f"{parallel_files['val_en']},{parallel_files['val_de']}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--max-length",
+            "16",
+            "--max-new-tokens",
+            "6",
+            "--learning-rate",
+            "1e-3",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--export-dir",
+            str(tmp_path / "export"),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert set(summary["eval"]) == {"examples", "bleu"} and summary["eval"]["examples"] == 6
+    result = runner.invoke(cli, ["predict", str(tmp_path / "export"), "--text", "the movie was good"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)) == {"text", "generated_text"}
+    result = runner.invoke(
+        cli,
+        [
+            "evaluate",
+            str(tmp_path / "export"),
+            "--data",
+            f"{parallel_files['val_en']},{parallel_files['val_de']}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("bleu")]
+    assert float(line.split()[1]) == pytest.approx(
+        summary["eval"]["bleu"], abs=0.01
+    )  # export == in-memory model

@@ -1,0 +1,566 @@
+"""Sequence-to-sequence models: Hugging Face TF encoder-decoders wrapped for tfft.
+
+Two ways to get one:
+
+- a checkpoint whose ``config.json`` is an encoder-decoder (T5, BART, Marian, mBART,
+  Pegasus, ...) loads through ``TFAutoModelForSeq2SeqLM``; its tokenizer reads the source
+  and writes the target;
+- an *encoder* checkpoint (BERT-family) becomes a ``TFEncoderDecoderModel`` (BERT2BERT):
+  the encoder is warm-started from it, the decoder from ``decoder_model`` (another
+  encoder checkpoint, possibly with its own, target-language vocabulary and size; the
+  same checkpoint when not given) with causal self-attention and new cross-attention
+  layers. The decoder's tokenizer writes the target.
+
+:class:`Seq2SeqModel` is a plain tf_keras model around the Hugging Face one: features
+``{input_ids, attention_mask, decoder_input_ids, decoder_attention_mask}`` in, float32
+logits ``[batch, target length, target vocabulary]`` out (teacher forcing), so ``fit``,
+checkpoints, strategies and XLA work as for the other tasks. :meth:`Seq2SeqModel.generate`
+runs Hugging Face's TF generation (greedy or beam search), compiled with XLA where it can.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfft.backbones.base import Backbone
+from tfft.errors import BackboneError, ConfigError
+from tfft.keras import keras
+from tfft.tokenization import HFTextEncoder
+
+logger = logging.getLogger(__name__)
+
+# The cleanup the Rust WordPiece decoder applies (tokenizers/src/decoders/wordpiece.rs), in order.
+WORDPIECE_CLEANUP = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" do not", " don't"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+# transformers' PreTrainedTokenizerBase.clean_up_tokenization, in order.
+HF_CLEANUP = (
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+)
+
+
+class Seq2SeqBackbone(Backbone):
+    """The pretrained parts of a seq2seq model and their tokenizers.
+
+    Attributes:
+        model: the Hugging Face TF encoder-decoder (``TF...ForConditionalGeneration`` or
+            ``TFEncoderDecoderModel``).
+        encoder: the source-side :class:`~tfft.tokenization.HFTextEncoder`.
+        target_tokenizer: the Hugging Face tokenizer of the target side.
+        architecture: ``"seq2seq"`` (one checkpoint) or ``"encoder-decoder"`` (BERT2BERT).
+    """
+
+    kind = "hf-seq2seq"
+    poolings = ("none",)
+
+    def __init__(
+        self, model, source_tokenizer, target_tokenizer, source: str, architecture: str, decoder=None
+    ):
+        self.model = model
+        self.encoder = HFTextEncoder(source_tokenizer)
+        self.target_tokenizer = target_tokenizer
+        self.target_encoder = (
+            self.encoder if target_tokenizer is source_tokenizer else HFTextEncoder(target_tokenizer)
+        )
+        self.source = str(source)
+        self.decoder_source = None if decoder is None else str(decoder)
+        self.architecture = architecture
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def describe(self) -> dict:
+        info = {
+            **super().describe(),
+            "architecture": self.architecture,
+            "model_type": self.model.config.model_type,
+            "target_tokenizer": self.target_encoder.describe(),
+        }
+        if self.decoder_source:
+            info["decoder_source"] = self.decoder_source
+        return info
+
+
+def _target_ids(tokenizer, names: tuple[str, ...]) -> list[int]:
+    return [getattr(tokenizer, name) for name in names if getattr(tokenizer, name, None) is not None]
+
+
+def load_seq2seq_backbone(
+    hf_model: str, decoder_model: str | None = None, allow_pickle: bool = False
+) -> Seq2SeqBackbone:
+    """Load an encoder-decoder checkpoint, or build BERT2BERT from encoder checkpoints.
+
+    Args:
+        hf_model: a folder (or cached name) holding a seq2seq checkpoint, or an encoder checkpoint.
+        decoder_model: for an encoder checkpoint, the encoder checkpoint that initializes the
+            decoder (its vocabulary is the target vocabulary); default ``hf_model``.
+        allow_pickle: as for :func:`tfft.load_backbone`.
+
+    Raises:
+        BackboneError: the checkpoints cannot be loaded or combined.
+        ConfigError: ``decoder_model`` with a checkpoint that is already an encoder-decoder.
+    """
+    from transformers import AutoConfig
+
+    from tfft.backbones.hf import resolve_hf_source
+
+    path = resolve_hf_source(hf_model)
+    try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise BackboneError(f"{path / 'config.json'} cannot be read: {error}") from None
+    if getattr(config, "is_encoder_decoder", False):
+        if decoder_model:
+            raise ConfigError(
+                f"--decoder-model is for encoder checkpoints; {hf_model} is already an encoder-decoder "
+                f"({config.model_type})."
+            )
+        return _load_auto_seq2seq(path, hf_model, allow_pickle)
+    return _build_encoder_decoder(path, hf_model, decoder_model, allow_pickle)
+
+
+def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBackbone:
+    from transformers import TFAutoModelForSeq2SeqLM
+
+    from tfft.backbones.hf_weights import (
+        SAFETENSORS,
+        SAFETENSORS_INDEX,
+        TF_H5,
+        TF_H5_INDEX,
+        _load_tokenizer,
+        _safetensors_format,
+    )
+
+    found = sorted(entry.name for entry in path.iterdir())
+    tokenizer = _load_tokenizer(path, found)
+    kwargs: dict = {"local_files_only": True, "output_loading_info": True}
+    if SAFETENSORS in found or SAFETENSORS_INDEX in found:
+        first = path / (SAFETENSORS if SAFETENSORS in found else SAFETENSORS_INDEX)
+        if first.name == SAFETENSORS and _safetensors_format(first) == "pt":
+            raise BackboneError(
+                f"{path}: seq2seq checkpoints with PyTorch safetensors need PyTorch to load in TensorFlow; "
+                f"save it with TF (save_pretrained from a TF model: {TF_H5}) first."
+            )
+        kwargs["use_safetensors"] = True
+    elif TF_H5 in found or TF_H5_INDEX in found:
+        kwargs["use_safetensors"] = False
+    elif allow_pickle:
+        kwargs["from_pt"] = True
+    else:
+        raise BackboneError(
+            f"{path} has no TensorFlow-loadable weights ({SAFETENSORS} or {TF_H5}). Files found: {found}"
+        )
+    try:
+        model, info = TFAutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError) as error:
+        raise BackboneError(f"{path} cannot be loaded as a TF seq2seq model: {error}") from None
+    missing = [key for key in info.get("missing_keys") or [] if "final_logits_bias" not in key]
+    if missing or info.get("mismatched_keys"):
+        raise BackboneError(
+            f"The checkpoint in {path} does not hold every weight of {type(model).__name__}: "
+            f"missing={missing[:10]}, mismatched={list(info.get('mismatched_keys') or [])[:10]}"
+        )
+    _complete_generation_config(model, tokenizer)
+    return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
+
+
+def _build_encoder_decoder(
+    path: Path, name: str, decoder_model: str | None, allow_pickle: bool
+) -> Seq2SeqBackbone:
+    """BERT2BERT: encoder from ``path``, decoder warm-started from ``decoder_model``."""
+    from transformers import AutoConfig, TFAutoModelForCausalLM, TFEncoderDecoderModel
+
+    from tfft.backbones.hf import resolve_hf_source
+    from tfft.backbones.hf_weights import load_hf_tf_model
+
+    encoder, source_tokenizer = load_hf_tf_model(path, allow_pickle=allow_pickle)
+    decoder_path = resolve_hf_source(decoder_model) if decoder_model else path
+    base, target_tokenizer = (
+        (encoder, source_tokenizer) if decoder_path == path else load_hf_tf_model(decoder_path, allow_pickle)
+    )
+    decoder_config = AutoConfig.from_pretrained(str(decoder_path), local_files_only=True)
+    decoder_config.is_decoder = True
+    decoder_config.add_cross_attention = True
+    try:
+        decoder = TFAutoModelForCausalLM.from_config(decoder_config)
+    except ValueError:
+        raise BackboneError(
+            f"{decoder_path}: model_type={decoder_config.model_type!r} has no TF causal-LM class to "
+            "warm-start a decoder from."
+        ) from None
+    decoder(decoder.dummy_inputs)
+    copied = _copy_matching_weights(base, decoder)
+    logger.info("Warm-started %d decoder weights from %s", copied, decoder_path)
+    if copied == 0:
+        raise BackboneError(f"No weight of {decoder_path} fits the decoder {type(decoder).__name__}.")
+    start = _first_id(target_tokenizer, ("cls_token_id", "bos_token_id"))
+    end = _first_id(target_tokenizer, ("sep_token_id", "eos_token_id"))
+    if start is None or end is None or target_tokenizer.pad_token_id is None:
+        raise BackboneError(
+            f"{decoder_path}: the decoder tokenizer needs start ([CLS]/<s>), end ([SEP]/</s>) and pad tokens."
+        )
+    _freeze_pooler(encoder)
+    _dynamic_batch_generation(decoder)
+    model = TFEncoderDecoderModel(encoder=encoder, decoder=decoder)
+    model.config.decoder_start_token_id = start
+    model.config.eos_token_id = end
+    model.config.pad_token_id = target_tokenizer.pad_token_id
+    model.config.vocab_size = decoder_config.vocab_size
+    _complete_generation_config(model, target_tokenizer)
+    return Seq2SeqBackbone(
+        model, source_tokenizer, target_tokenizer, name, "encoder-decoder", decoder=decoder_model or name
+    )
+
+
+def _freeze_pooler(encoder) -> None:
+    """The encoder's pooler gets no gradients in a seq2seq model: keep it out of training."""
+    for layer in encoder._flatten_layers(include_self=False):
+        if layer.name == "pooler":
+            layer.trainable = False
+
+
+def _dynamic_batch_generation(decoder) -> None:
+    """Let the decoder generate for a batch of unknown size in a traced function.
+
+    BERT-family ``prepare_inputs_for_generation`` builds the decoder attention mask from the
+    static shape (``tf.ones(input_ids.shape)``), which fails in a SavedModel signature whose
+    batch dimension is None; the mask built here from the dynamic shape is the same.
+    """
+    original = decoder.prepare_inputs_for_generation
+
+    def prepare(input_ids, past_key_values=None, attention_mask=None, **kwargs):
+        if attention_mask is None:
+            attention_mask = tf.ones(tf.shape(input_ids), tf.float32)
+        return original(input_ids, past_key_values=past_key_values, attention_mask=attention_mask, **kwargs)
+
+    decoder.prepare_inputs_for_generation = prepare
+
+
+def _first_id(tokenizer, names: tuple[str, ...]) -> int | None:
+    ids = _target_ids(tokenizer, names)
+    return ids[0] if ids else None
+
+
+def _copy_matching_weights(source_model, target_model) -> int:
+    """Assign ``source_model``'s weights to same-named, same-shaped weights of ``target_model``.
+
+    Names are compared without their first scope (the model's own name).
+    """
+
+    def key(weight) -> str:
+        return weight.name.split("/", 1)[-1]
+
+    sources = {key(weight): weight for weight in source_model.weights}
+    copied = 0
+    for weight in target_model.weights:
+        match = sources.get(key(weight))
+        if match is not None and match.shape == weight.shape:
+            weight.assign(match)
+            copied += 1
+    return copied
+
+
+def _complete_generation_config(model, target_tokenizer) -> None:
+    """Make sure generation knows the start, end and pad tokens."""
+    generation = model.generation_config
+    config = model.config
+    if generation.decoder_start_token_id is None:
+        generation.decoder_start_token_id = config.decoder_start_token_id
+    if generation.eos_token_id is None:
+        generation.eos_token_id = config.eos_token_id or target_tokenizer.eos_token_id
+    if generation.pad_token_id is None:
+        generation.pad_token_id = config.pad_token_id or target_tokenizer.pad_token_id
+    if generation.decoder_start_token_id is None:
+        raise BackboneError(f"{type(model).__name__}: the checkpoint names no decoder_start_token_id.")
+
+
+class Seq2SeqModel(keras.Model):
+    """A tf_keras model around a Hugging Face TF encoder-decoder (teacher forcing in ``call``).
+
+    Args:
+        backbone: the loaded :class:`Seq2SeqBackbone`.
+    """
+
+    def __init__(self, backbone: Seq2SeqBackbone, **kwargs):
+        super().__init__(name=kwargs.pop("name", "tfft_seq2seq"), **kwargs)
+        self.hf = backbone.model
+        # Not tracked: tf.function caches are no part of checkpoints or exports.
+        object.__setattr__(self, "_generators", {})
+
+    def get_config(self) -> dict:
+        return {"name": self.name}
+
+    def call(self, features, training=False):
+        outputs = self.hf(
+            input_ids=features["input_ids"],
+            attention_mask=features["attention_mask"],
+            decoder_input_ids=features["decoder_input_ids"],
+            decoder_attention_mask=features["decoder_attention_mask"],
+            training=training,
+            return_dict=True,
+        )
+        return tf.cast(outputs.logits, tf.float32)
+
+    def build_weights(self) -> None:
+        """Create every variable (before loading checkpoints)."""
+        ids = tf.ones([1, 4], tf.int32)
+        self(
+            {
+                "input_ids": ids,
+                "attention_mask": ids,
+                "decoder_input_ids": ids,
+                "decoder_attention_mask": ids,
+            }
+        )
+
+    @property
+    def decoder_start_token_id(self) -> int:
+        return int(self.hf.generation_config.decoder_start_token_id)
+
+    def generate_ids(
+        self,
+        input_ids: tf.Tensor,
+        attention_mask: tf.Tensor,
+        *,
+        max_new_tokens: int,
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+    ) -> tf.Tensor:
+        """Generated ids ``[batch, length]`` (start token first); traceable inside a tf.function."""
+        kwargs = {"max_new_tokens": int(max_new_tokens), "num_beams": int(num_beams), "do_sample": False}
+        if num_beams > 1:
+            kwargs["length_penalty"] = float(length_penalty)
+        return self.hf.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+    def generator(self, *, max_new_tokens: int, num_beams: int, length_penalty: float, xla: bool):
+        """A (cached) tf.function that generates; ``xla`` compiles it (fixed shapes recompile rarely)."""
+        key = (max_new_tokens, num_beams, length_penalty, xla)
+        if key not in self._generators:
+
+            def generate(input_ids, attention_mask):
+                return self.generate_ids(
+                    input_ids,
+                    attention_mask,
+                    max_new_tokens=max_new_tokens,
+                    num_beams=num_beams,
+                    length_penalty=length_penalty,
+                )
+
+            self._generators[key] = tf.function(generate, jit_compile=xla, reduce_retracing=False)
+        return self._generators[key]
+
+
+def generate_ids_batched(
+    model: Seq2SeqModel,
+    encoded: list[np.ndarray],
+    *,
+    pad_id: int,
+    buckets: list[int],
+    batch_size: int,
+    max_new_tokens: int,
+    num_beams: int,
+    length_penalty: float,
+    xla: bool | None = None,
+) -> list[np.ndarray]:
+    """Generate for unpadded source ids, in fixed-shape batches (XLA sees few shapes).
+
+    Sources are sorted by length, padded to the next bucket length, and every batch has
+    ``batch_size`` rows (the last one is filled with copies that are thrown away). With
+    ``xla`` None, XLA is tried first and generation falls back to plain graph mode when it
+    fails to compile.
+
+    Returns:
+        Generated ids per source (start token first, padding after the end included), in input order.
+    """
+    order = np.argsort([len(row) for row in encoded], kind="stable")
+    results: list[np.ndarray | None] = [None] * len(encoded)
+    settings = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "length_penalty": length_penalty}
+    use_xla = True if xla is None else xla
+    bounds = np.asarray(buckets)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        rows = [encoded[i] for i in chosen]
+        longest = max(len(row) for row in rows)
+        length = int(bounds[np.searchsorted(bounds, longest)]) if longest <= bounds[-1] else longest
+        filled = rows + [rows[0]] * (batch_size - len(rows))
+        ids = np.full([batch_size, length], pad_id, np.int32)
+        mask = np.zeros([batch_size, length], np.int32)
+        for r, row in enumerate(filled):
+            ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        try:
+            output = model.generator(**settings, xla=use_xla)(tf.constant(ids), tf.constant(mask))
+        except (tf.errors.OpError, ValueError, NotImplementedError) as error:
+            if not use_xla or xla is not None:
+                raise
+            logger.warning(
+                "XLA generation failed (%s); generating without XLA.", str(error).splitlines()[0][:200]
+            )
+            use_xla = False
+            output = model.generator(**settings, xla=False)(tf.constant(ids), tf.constant(mask))
+        output = output.numpy()
+        for r, index in enumerate(chosen):
+            results[index] = output[r]
+    return results  # type: ignore[return-value]
+
+
+# --- target-side detokenization in the graph ---------------------------------------------
+
+
+class GraphDetokenizer(tf.Module):
+    """Generated ids to text with TensorFlow ops, as ``tokenizer.batch_decode(skip_special_tokens=True)``."""
+
+    def __init__(self, special_ids: list[int], cleanup: tuple[tuple[str, str], ...]):
+        super().__init__()
+        self.special_ids = tf.constant(sorted(set(special_ids)) or [-1], tf.int32)
+        self.cleanup = cleanup
+
+    def _keep(self, ids: tf.Tensor) -> tf.RaggedTensor:
+        ids = tf.cast(ids, tf.int32)
+        special = tf.reduce_any(tf.equal(ids[..., None], self.special_ids), axis=-1)
+        return tf.ragged.boolean_mask(ids, tf.logical_not(special))
+
+    def _clean(self, texts: tf.Tensor) -> tf.Tensor:
+        for old, new in self.cleanup:
+            texts = tf.strings.regex_replace(texts, _literal(old), _replacement(new))
+        return texts
+
+    def detokenize(self, ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _literal(text: str) -> str:
+    return "".join("\\" + c if not c.isalnum() and c != " " else c for c in text)
+
+
+def _replacement(text: str) -> str:
+    return text.replace("\\", "\\\\")
+
+
+class WordPieceDetokenizer(GraphDetokenizer):
+    """WordPiece: tokens joined by spaces, ``##`` continuations glued, Rust decoder cleanup."""
+
+    def __init__(self, vocab: list[str], special_ids, prefix: str, cleanup):
+        super().__init__(special_ids, cleanup)
+        self.vocab = tf.constant(vocab)
+        self.prefix = prefix
+
+    def detokenize(self, ids):
+        tokens = tf.gather(self.vocab, self._keep(ids))
+        texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        texts = tf.strings.regex_replace(texts, " " + _literal(self.prefix), "")
+        texts = tf.strings.regex_replace(texts, "^" + _literal(self.prefix), "")
+        return self._clean(texts)
+
+
+class SentencePieceDetokenizer(GraphDetokenizer):
+    """SentencePiece models whose ids are the tokenizer's ids (T5-style)."""
+
+    def __init__(self, model_proto: bytes, size: int, special_ids, cleanup):
+        super().__init__(special_ids, cleanup)
+        import tensorflow_text as text
+
+        self.size = size
+        self._tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+
+    def detokenize(self, ids):
+        kept = self._keep(ids)
+        kept = tf.ragged.boolean_mask(kept, kept < self.size)
+        return self._clean(self._tokenizer.detokenize(kept))
+
+
+class SentencePieceGraphTokenizer(tf.Module):
+    """Source-side SentencePiece (T5-style: ids are the model's ids), no extra preprocessing."""
+
+    def __init__(self, model_proto: bytes):
+        super().__init__()
+        import tensorflow_text as text
+
+        self._tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+
+    def tokenize(self, texts):
+        return self._tokenizer.tokenize(texts)
+
+
+def t5_style_sentencepiece(tokenizer) -> bytes | None:
+    """The SentencePiece model of a tokenizer whose ids are exactly the SentencePiece ids, else None."""
+    vocab_file = getattr(tokenizer, "vocab_file", None)
+    if not vocab_file or not str(vocab_file).endswith(".model") or not Path(vocab_file).is_file():
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    spec = json.loads(backend.to_str())
+    if (spec.get("model") or {}).get("type") != "Unigram":
+        return None
+    try:
+        import sentencepiece
+    except ImportError:
+        return None
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(vocab_file))
+    vocab = tokenizer.get_vocab()
+    for index in range(processor.get_piece_size()):
+        if vocab.get(processor.id_to_piece(index)) != index:
+            return None
+    if (spec.get("normalizer") or {}).get("type") not in (None, "Precompiled", "Sequence"):
+        return None
+    if getattr(tokenizer, "do_lower_case", False):
+        return None
+    return Path(vocab_file).read_bytes()
+
+
+def graph_source_tokenizer(encoder: HFTextEncoder):
+    """An in-graph tokenizer for the source side, or None (byte-level BPE, remapped ids, ...)."""
+    graph = encoder.graph_tokenizer()
+    if graph is not None:
+        return graph
+    proto = t5_style_sentencepiece(encoder.tokenizer)
+    return None if proto is None else SentencePieceGraphTokenizer(proto)
+
+
+def graph_detokenizer(encoder: HFTextEncoder) -> GraphDetokenizer | None:
+    """An in-graph decoder for the target side, or None when only Python can decode."""
+    tokenizer = encoder.tokenizer
+    special = list(tokenizer.all_special_ids)
+    python_cleanup = HF_CLEANUP if getattr(tokenizer, "clean_up_tokenization_spaces", False) else ()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    spec = json.loads(backend.to_str())
+    decoder = spec.get("decoder") or {}
+    wordpiece = encoder.wordpiece_settings()
+    if wordpiece is not None and decoder.get("type") == "WordPiece":
+        cleanup = (WORDPIECE_CLEANUP if decoder.get("cleanup", True) else ()) + python_cleanup
+        return WordPieceDetokenizer(wordpiece["vocab"], special, decoder.get("prefix", "##"), cleanup)
+    proto = t5_style_sentencepiece(tokenizer)
+    if proto is not None and decoder.get("type") == "Metaspace":
+        import sentencepiece
+
+        size = sentencepiece.SentencePieceProcessor(model_proto=proto).get_piece_size()
+        return SentencePieceDetokenizer(proto, size, special, python_cleanup)
+    return None
