@@ -107,7 +107,7 @@ def trained_bert2bert(bert2bert_dirs):
     )
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=tfft.loss_for(model), jit_compile=False)
     before = model.evaluate(data, verbose=0)
-    model.fit(data, epochs=15, verbose=0)
+    model.fit(data, epochs=40, verbose=0)
     model.loss_history = (before, model.evaluate(data, verbose=0))
     return model
 
