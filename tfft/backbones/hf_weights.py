@@ -134,7 +134,7 @@ def _load_safetensors(folder: Path, files: list[Path]):
     return _load_pytorch_safetensors(folder, files)
 
 
-def _build_from_config(folder: Path):
+def _build_from_config(folder: Path, auto_class=None):
     from transformers import AutoConfig, TFAutoModel
 
     try:
@@ -142,19 +142,29 @@ def _build_from_config(folder: Path):
     except (OSError, ValueError) as e:
         raise BackboneError(f"{folder / 'config.json'} cannot be read: {e}") from e
     try:
-        return TFAutoModel.from_config(config)
+        return (auto_class or TFAutoModel).from_config(config)
     except ValueError as e:
         raise BackboneError(
             f"{folder}: model_type={config.model_type!r} has no TensorFlow implementation in transformers."
         ) from e
 
 
-def _load_pytorch_safetensors(folder: Path, files: list[Path]):
-    """PyTorch-named safetensors into a TF model, without torch (transformers needs torch here)."""
+def _load_pytorch_safetensors(
+    folder: Path, files: list[Path], auto_class=None, optional: tuple[str, ...] = ()
+):
+    """PyTorch-named safetensors into a TF model, without torch (transformers needs torch here).
+
+    Args:
+        folder: the checkpoint folder.
+        files: its safetensors files (one, or the shards of an index).
+        auto_class: the transformers TF Auto class to build (default ``TFAutoModel``: no head).
+        optional: weights the checkpoint may lack (name fragments), e.g. BART's
+            ``final_logits_bias``, which starts at zero.
+    """
     from safetensors import safe_open
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-    model = _build_from_config(folder)
+    model = _build_from_config(folder, auto_class)
     model.build_in_name_scope()
     state = {}
     for file in files:
@@ -175,7 +185,7 @@ def _load_pytorch_safetensors(folder: Path, files: list[Path]):
         )
     except Exception as e:  # shape mismatches arrive as InvalidArgumentError, AttributeError ...
         raise BackboneError(f"The weights in {folder} do not fit {type(model).__name__}: {e}") from e
-    _check_loading_info(folder, model, info)
+    _check_loading_info(folder, model, info, optional)
     return model
 
 
@@ -213,8 +223,8 @@ def _from_pickle(folder: Path):
     return model
 
 
-def _check_loading_info(folder: Path, model, info: dict) -> None:
-    missing = list(info.get("missing_keys") or [])
+def _check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> None:
+    missing = [key for key in info.get("missing_keys") or [] if not any(part in key for part in optional)]
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:
         raise BackboneError(

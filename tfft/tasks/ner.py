@@ -25,11 +25,7 @@ import tensorflow as tf
 
 from tfft.data import TableSpec, read_examples
 from tfft.data.conll import (
-    CJK_CLASS,
-    INVISIBLE_CLASS,
     OUTSIDE,
-    PUNCTUATION_CLASS,
-    WHITESPACE_CLASS,
     TaggedExamples,
     detect_scheme,
     entity_types,
@@ -45,6 +41,7 @@ from tfft.preprocess import _pad_batch_dim, _pad_length_to_bucket, _ragged, buck
 from tfft.tasks.base import Task, check_no_options
 from tfft.tasks.classify import WeightedMeanLoss
 from tfft.tokenization import SequenceTemplate, TextEncoder, pack_segments, to_dense_inputs
+from tfft.words import split_words as split_words_graph
 
 logger = logging.getLogger(__name__)
 
@@ -121,22 +118,6 @@ def word_budget(template: SequenceTemplate, max_length: int) -> int:
     return budget
 
 
-def word_pieces(encoder: TextEncoder, words: list[str]) -> list[np.ndarray]:
-    """:meth:`TextEncoder.tokenize_words`, also for byte-level BPE tokenizers loaded without
-    ``add_prefix_space`` (Hugging Face refuses pre-split words there): a leading space marks
-    each word as a word start, as ``add_prefix_space`` would."""
-    tokenizer = getattr(encoder, "tokenizer", None)
-    if tokenizer is not None and getattr(tokenizer, "add_prefix_space", None) is False:
-        batch = tokenizer(
-            [" " + word for word in words],
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return [np.asarray(row, dtype=np.int32) for row in batch["input_ids"]]
-    return encoder.tokenize_words(words)
-
-
 def pack_words(encoder: TextEncoder, sentences: Sequence[Sequence[str]], max_length: int) -> PackedWords:
     """Tokenize pre-split sentences word by word and pack them with the special tokens.
 
@@ -155,7 +136,7 @@ def pack_words(encoder: TextEncoder, sentences: Sequence[Sequence[str]], max_len
     template = encoder.template
     budget = word_budget(template, max_length)
     flat = [word for words in sentences for word in words]
-    pieces = word_pieces(encoder, flat) if flat else []
+    pieces = encoder.tokenize_words(flat)
     prefix = np.asarray(template.prefix, np.int32)
     suffix = np.asarray(template.suffix, np.int32)
     ids_out, types_out, positions_out = [], [], []
@@ -308,39 +289,6 @@ def class_weights(counts: dict[str, int], tag_names: Sequence[str]) -> np.ndarra
 
 
 # --- the same in TensorFlow -----------------------------------------------------------------------
-
-
-def split_words_graph(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
-    """:func:`tfft.data.conll.split_words` with TensorFlow ops.
-
-    Args:
-        texts: tf.string ``[batch]``.
-
-    Returns:
-        ``(words, starts, ends)``, ragged ``[batch, (words)]``: the words and their character
-        (not byte) offsets.
-    """
-    import tensorflow_text as text
-
-    splitters = f"[{PUNCTUATION_CLASS}]|[{CJK_CLASS}]"
-    # The splitter stops at NUL bytes: swap them for another invisible byte (offsets stay put).
-    words, begin, end = text.regex_split_with_offsets(
-        tf.strings.regex_replace(texts, r"\x00", "\x01"), f"[{WHITESPACE_CLASS}]+|{splitters}", splitters
-    )
-    visible = tf.logical_not(tf.strings.regex_full_match(words, f"[{INVISIBLE_CLASS}]+"))
-    words = tf.ragged.boolean_mask(words, visible)
-    begin = tf.ragged.boolean_mask(begin, visible)
-    end = tf.ragged.boolean_mask(end, visible)
-    # Byte offsets -> character offsets: count the characters that start before each offset.
-    _, char_bytes = tf.strings.unicode_decode_with_offsets(texts, "UTF-8")
-    sentinel = tf.fill([tf.shape(texts)[0], 1], tf.constant(np.iinfo(np.int64).max, tf.int64))
-    char_bytes = tf.concat([char_bytes.to_tensor(default_value=np.iinfo(np.int64).max), sentinel], axis=1)
-
-    def to_chars(offsets: tf.RaggedTensor) -> tf.RaggedTensor:
-        dense = tf.searchsorted(char_bytes, offsets.to_tensor(), side="left")
-        return tf.RaggedTensor.from_tensor(dense, lengths=offsets.row_lengths())
-
-    return words, to_chars(begin), to_chars(end)
 
 
 def tag_tables(tag_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -4,7 +4,7 @@ How a question and its context become model inputs, and how logits become an ans
 
 * **Words with offsets.** The context is split into words the way BERT's basic tokenizer
   does it (whitespace, every punctuation character and every CJK character on its own),
-  with ``tensorflow_text.regex_split_with_offsets``, in Python and in exported graphs alike.
+  with :func:`tfft.words.split_words`, in Python and in exported graphs alike.
   Each word is tokenized on its own (:meth:`~tfft.tokenization.TextEncoder.tokenize_words`),
   so every word piece maps back to the character span of its word. Answers are therefore
   found at word granularity: ``"1990"`` inside ``"1990s"`` comes out as ``"1990s"``.
@@ -49,39 +49,20 @@ from tfft.keras import keras
 from tfft.preprocess import token_dataset
 from tfft.tasks.base import Task
 from tfft.tokenization import Encoded, SequenceTemplate, TextEncoder
+from tfft.words import split_words
 
 logger = logging.getLogger(__name__)
 
 MAX_QUESTION_TOKENS = 64
 
-# BERT's basic tokenizer (as in tensorflow_text.BasicTokenizer): punctuation and CJK
-# characters are words of their own; any Unicode space separates words.
-_KEEP_DELIMITERS = "|".join(
-    [
-        r"[!-/]",
-        r"[:-@]",
-        r"[\[-`]",
-        r"[{-~]",
-        r"[\p{P}]",
-        r"[\x{4E00}-\x{9FFF}]",
-        r"[\x{3400}-\x{4DBF}]",
-        r"[\x{20000}-\x{2A6DF}]",
-        r"[\x{2A700}-\x{2B73F}]",
-        r"[\x{2B740}-\x{2B81F}]",
-        r"[\x{2B820}-\x{2CEAF}]",
-        r"[\x{F900}-\x{FAFF}]",
-        r"[\x{2F800}-\x{2FA1F}]",
-    ]
-)
-_DELIMITERS = r"[\s\p{Z}]+|" + _KEEP_DELIMITERS
 _SPLIT_CHUNK = 1024
 
 
 # --- words and word pieces -------------------------------------------------------------------
 
 
-def split_words(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
-    """Split strings into words with byte offsets, in the graph or eagerly.
+def _split_words(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
+    """:func:`tfft.words.split_words` with byte offsets (the exported graph cuts answers by bytes).
 
     Args:
         texts: tf.string ``[batch]``.
@@ -90,9 +71,7 @@ def split_words(texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.
         ``(words, begins, ends)``: ragged ``[batch, (words)]`` strings and int64 byte offsets
         (``end`` exclusive).
     """
-    import tensorflow_text as text
-
-    return text.regex_split_with_offsets(texts, _DELIMITERS, _KEEP_DELIMITERS)
+    return split_words(texts, offsets="byte")
 
 
 def _byte_to_char(text: str, offsets: np.ndarray) -> np.ndarray:
@@ -102,22 +81,6 @@ def _byte_to_char(text: str, offsets: np.ndarray) -> np.ndarray:
     data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     leads = np.concatenate([[0], np.cumsum((data & 0xC0) != 0x80)])
     return leads[offsets].astype(np.int64)
-
-
-def _word_pieces(encoder: TextEncoder, words: list[str]) -> list[np.ndarray]:
-    """:meth:`TextEncoder.tokenize_words`, also for byte-level BPE tokenizers loaded without
-    ``add_prefix_space`` (Hugging Face refuses pre-split words there): a leading space marks
-    each word as a word start, as ``add_prefix_space`` would."""
-    tokenizer = getattr(encoder, "tokenizer", None)
-    if tokenizer is not None and getattr(tokenizer, "add_prefix_space", None) is False:
-        batch = tokenizer(
-            [" " + word for word in words],
-            add_special_tokens=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        return [np.asarray(row, dtype=np.int32) for row in batch["input_ids"]]
-    return encoder.tokenize_words(words)
 
 
 @dataclasses.dataclass
@@ -153,14 +116,14 @@ def tokenize_texts(encoder: TextEncoder, texts: Sequence[str]) -> list[Tokenized
     spans: list[tuple[np.ndarray, np.ndarray]] = []
     for first in range(0, len(unique), _SPLIT_CHUNK):
         chunk = unique[first : first + _SPLIT_CHUNK]
-        tokens, begins, ends = split_words(tf.constant(chunk))
+        tokens, begins, ends = _split_words(tf.constant(chunk))
         splits = tokens.row_splits.numpy()
         words.extend(word.decode("utf-8") for word in tokens.flat_values.numpy())
         begins, ends = begins.flat_values.numpy(), ends.flat_values.numpy()
         for i, text in enumerate(chunk):
             row = slice(splits[i], splits[i + 1])
             spans.append((_byte_to_char(text, begins[row]), _byte_to_char(text, ends[row])))
-    pieces = _word_pieces(encoder, words) if words else []
+    pieces = encoder.tokenize_words(words)
     counts = np.array([len(p) for p in pieces], dtype=np.int64)
     flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros([0], np.int32)
     piece_splits = np.concatenate([[0], np.cumsum(counts)])
@@ -523,10 +486,10 @@ def graph_windows(
         ``[batch, (pieces)]``: byte offsets of each context piece's word).
     """
     template = plan.template
-    question_words, _, _ = split_words(questions)
+    question_words, _, _ = _split_words(questions)
     question_ids = _regroup(question_words, tokenizer.tokenize(question_words.flat_values))
     question_ids = question_ids[:, : plan.question_cap]
-    words, word_begins, word_ends = split_words(contexts)
+    words, word_begins, word_ends = _split_words(contexts)
     pieces = tokenizer.tokenize(words.flat_values)
     per_word = pieces.row_lengths()
     context_ids = _regroup(words, pieces)
