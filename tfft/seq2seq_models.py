@@ -156,6 +156,7 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
         SAFETENSORS_INDEX,
         TF_H5,
         TF_H5_INDEX,
+        _check_loading_info,
         _load_pytorch_safetensors,
         _load_tokenizer,
         _safetensors_format,
@@ -187,14 +188,7 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
         model, info = TFAutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError) as error:
         raise BackboneError(f"{path} cannot be loaded as a TF seq2seq model: {error}") from None
-    missing = [
-        key for key in info.get("missing_keys") or [] if not any(part in key for part in OPTIONAL_WEIGHTS)
-    ]
-    if missing or info.get("mismatched_keys"):
-        raise BackboneError(
-            f"The checkpoint in {path} does not hold every weight of {type(model).__name__}: "
-            f"missing={missing[:10]}, mismatched={list(info.get('mismatched_keys') or [])[:10]}"
-        )
+    _check_loading_info(path, model, info, OPTIONAL_WEIGHTS)
     _complete_generation_config(model, tokenizer)
     return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
 
