@@ -206,6 +206,13 @@ def data_options(command):
 )
 @click.option("--length-penalty", type=float, default=None, help="summarize/translate: beam length penalty.")
 @click.option(
+    "--label-smoothing",
+    type=float,
+    default=None,
+    help="summarize/translate: share of each target token's probability spread over the vocabulary"
+    " in the training loss.  [default: 0]",
+)
+@click.option(
     "--decoder-model",
     default=None,
     help="summarize/translate with an encoder --hf-model: the encoder checkpoint that warm-starts the decoder"
@@ -305,7 +312,7 @@ def fit(config_path, **options):
         "task": TASK_OPTIONS
         + ["threshold", "loss", "scale_targets", "class_weights", "doc_stride", "max_answer_length", "n_best"]
         + ["allow_no_answer", "max_target_length", "num_beams", "max_new_tokens", "length_penalty"]
-        + ["decoder_model"],
+        + ["label_smoothing", "decoder_model"],
         "train": [
             "epochs",
             "batch_size",

@@ -109,6 +109,42 @@ def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16,
     return folder
 
 
+def write_tiny_roberta(folder: Path) -> Path:
+    """A tiny random RoBERTa with a byte-level BPE vocabulary of single characters (no merges)."""
+    import json
+
+    import transformers
+
+    from tfft.keras import keras  # noqa: F401  (tf_keras before transformers' TF classes)
+
+    vocab = {
+        "<s>": 0,
+        "<pad>": 1,
+        "</s>": 2,
+        "<unk>": 3,
+        "<mask>": 4,
+        **{c: i + 5 for i, c in enumerate("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,!Ġ")},
+    }
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    transformers.RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(
+        str(folder)
+    )
+    config = transformers.RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+    )
+    model = transformers.TFRobertaModel(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
 def write_tiny_spiece(folder: Path) -> Path:
     """A tiny ALBERT-style SentencePiece model trained on the spot (needs `sentencepiece`)."""
     spm = pytest.importorskip("sentencepiece", reason="sentencepiece is needed to build a tiny ALBERT")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED_DATA, tiny_vocab
+from conftest import SHARED_DATA, tiny_vocab, write_tiny_roberta
 
 from tfft.data.conll import (
     TaggedExamples,
@@ -574,24 +574,10 @@ def test_hub_encoder_through_api(tiny_hub_bert, ner_files):
 
 
 def test_byte_level_bpe_tokenizes_in_python(ner_files, tmp_path):
-    import transformers
-    from test_sources import write_byte_level_bpe
-
     import tfft
 
     folder = tmp_path / "roberta"
-    vocab_size = write_byte_level_bpe(folder, transformers.RobertaTokenizerFast)
-    config = transformers.RobertaConfig(
-        vocab_size=vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=80,
-    )
-    roberta = transformers.TFRobertaModel(config)
-    roberta(roberta.dummy_inputs)
-    roberta.save_pretrained(str(folder))
+    write_tiny_roberta(folder)
     model = tfft.build_model(hf_model=str(folder), task="ner", label_names=NER_TAGS)
     fit_briefly(model, ner_files["train"][:32], epochs=1)
     from tfft.exported import ExportedModel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_tiny_roberta
 
 from tfft.data.squad import Answer, read_qa_examples
 from tfft.errors import ConfigError, DataError
@@ -651,24 +651,10 @@ def test_python_api_with_a_hub_encoder_and_export_equals_python(tiny_hub_bert, q
 
 
 def test_byte_level_bpe_exports_ids_and_decodes_in_python(tmp_path):
-    import transformers
-    from test_sources import write_byte_level_bpe
-
     import tfft
 
     folder = tmp_path / "roberta"
-    vocab_size = write_byte_level_bpe(folder, transformers.RobertaTokenizerFast)
-    config = transformers.RobertaConfig(
-        vocab_size=vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=80,
-    )
-    roberta = transformers.TFRobertaModel(config)
-    roberta(roberta.dummy_inputs)
-    roberta.save_pretrained(str(folder))
+    write_tiny_roberta(folder)
     model = tfft.build_model(hf_model=str(folder), task="qa", doc_stride=8)
     path = tfft.export_saved_model(model, tmp_path / "bpe_qa", max_length=48)
     questions, contexts = long_inputs()

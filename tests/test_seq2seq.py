@@ -166,6 +166,30 @@ def test_settings_from_args_rejects_unknown_options():
         get_task("summarize").settings_from_args(None, None, {"threshold": 0.3})
     with pytest.raises(ConfigError, match="num_beams"):
         get_task("summarize").settings_from_args(None, None, {"num_beams": 0})
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        get_task("translate").settings_from_args(None, None, {"label_smoothing": 1.0})
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        config_for(**{"task.label_smoothing": -0.1})
+
+
+def test_label_smoothing_spreads_a_share_of_the_target_over_the_vocabulary():
+    from tfft.tasks.seq2seq import smoothed_token_crossentropy
+
+    logits = np.random.default_rng(0).normal(size=(2, 3, 5)).astype(np.float32)
+    labels = np.array([[0, 4, 2], [1, 1, 3]], np.int32)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    plain = smoothed_token_crossentropy(0.0)(labels, tf.constant(logits, tf.bfloat16)).numpy()
+    np.testing.assert_allclose(plain, nll, atol=0.05)  # bfloat16 logits, float32 loss
+    smoothed = smoothed_token_crossentropy(0.1)(labels, logits).numpy()
+    np.testing.assert_allclose(smoothed, 0.9 * nll - 0.1 * log_probs.mean(-1), rtol=1e-5)
+    # The loss of the smoothed targets is lowest at their own distribution, not at the one-hot label.
+    one_hot = np.log(np.eye(5)[labels] * 0.999 + 0.0002)
+    spread = np.log(np.eye(5)[labels] * 0.9 + 0.02)
+    assert (
+        smoothed_token_crossentropy(0.1)(labels, spread).numpy()
+        < smoothed_token_crossentropy(0.1)(labels, one_hot).numpy()
+    ).all()
 
 
 # --- batches and training -----------------------------------------------------------------
@@ -366,6 +390,53 @@ def write_tiny_bart(folder: Path) -> Path:
     return folder
 
 
+def write_tiny_marian(folder: Path) -> Path:
+    """A tiny random Marian (scaled embeddings, forced end token) on the tiny T5's vocabulary."""
+    import transformers
+
+    write_tiny_t5(folder)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    config = transformers.MarianConfig(
+        vocab_size=tokenizer.vocab_size,
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        scale_embedding=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        forced_eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    model = transformers.TFMarianMTModel(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_marian_trains_and_generates_in_mixed_bfloat16(tmp_path):
+    # Hugging Face's TF Marian multiplies bfloat16 embeddings by a float32 sqrt(d_model) and
+    # hands bfloat16 logits to the float32 forced-end-token processor; both fail unmended.
+    from tfft.config import RuntimeConfig
+
+    folder = write_tiny_marian(tmp_path / "marian")
+    with tfft.runtime(RuntimeConfig(precision="mixed_bfloat16")):
+        model = tfft.build_model(hf_model=str(folder), task="translate", max_new_tokens=6)
+        assert type(model.hf).__name__ == "TFMarianMTModel"
+        assert model.hf.model.encoder.embed_scale == pytest.approx(4.0)
+        assert model.hf.model.encoder.layers[0].fc1.compute_dtype == "bfloat16"
+        data = tfft.make_dataset(model, ENGLISH, GERMAN, batch_size=3, max_length=16, training=True)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=tfft.loss_for(model))
+        history = model.fit(data, epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        generated = model.tfft_spec.task_object.generate(model, ENGLISH[:3], batch_size=3, max_length=16)
+    assert len(generated) == 3 and all(isinstance(text, str) for text in generated)
+
+
 def test_t5_summarize_with_prefix_exports_raw_text(tmp_path):
     folder = write_tiny_t5(tmp_path / "t5")
     model = tfft.build_model(
@@ -474,6 +545,8 @@ def test_cli_fit_predict_evaluate_translate(bert2bert_dirs, parallel_files, tmp_
             "6",
             "--learning-rate",
             "1e-3",
+            "--label-smoothing",
+            "0.1",
             "--run-dir",
             str(tmp_path / "run"),
             "--export-dir",
@@ -484,6 +557,7 @@ def test_cli_fit_predict_evaluate_translate(bert2bert_dirs, parallel_files, tmp_
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert set(summary["eval"]) == {"examples", "bleu"} and summary["eval"]["examples"] == 6
+    assert json.loads((tmp_path / "run" / "task.json").read_text())["settings"]["label_smoothing"] == 0.1
     result = runner.invoke(cli, ["predict", str(tmp_path / "export"), "--text", "the movie was good"])
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.output)) == {"text", "generated_text"}

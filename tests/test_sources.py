@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 import transformers
+from conftest import write_tiny_roberta
 
 import tfft
 from tfft.errors import BackboneError
@@ -47,36 +48,9 @@ def test_uncached_hub_url_offline_is_a_clear_error(tmp_path, monkeypatch):
         tfft.load_backbone(hub_url="https://models.example.invalid/not-cached/1")
 
 
-def write_byte_level_bpe(folder, cls):
-    vocab = {
-        "<s>": 0,
-        "<pad>": 1,
-        "</s>": 2,
-        "<unk>": 3,
-        "<mask>": 4,
-        **{c: i + 5 for i, c in enumerate("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,!Ġ")},
-    }
-    folder.mkdir()
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    cls(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(str(folder))
-    return len(vocab)
-
-
 def test_roberta_trains_and_exports_token_id_signature(tmp_path):
     folder = tmp_path / "roberta"
-    vocab_size = write_byte_level_bpe(folder, transformers.RobertaTokenizerFast)
-    config = transformers.RobertaConfig(
-        vocab_size=vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=80,
-    )
-    roberta = transformers.TFRobertaModel(config)
-    roberta(roberta.dummy_inputs)
-    roberta.save_pretrained(str(folder))
+    write_tiny_roberta(folder)
     model = tfft.build_model(hf_model=str(folder), label_names=["a", "b"], pair=True)
     encoder = model.tfft_spec.backbone.encoder
     assert encoder.graph_tokenizer() is None  # byte-level BPE: no in-graph tokenizer

@@ -136,6 +136,7 @@ class TaskConfig:
     num_beams: int = 1  # 1 = greedy
     max_new_tokens: int = 64
     length_penalty: float = 1.0
+    label_smoothing: float = 0.0  # share of each target token's probability spread over the vocabulary
     decoder_model: str | None = None  # encoder checkpoint that warm-starts a BERT2BERT decoder
 
     def __post_init__(self):
@@ -145,6 +146,10 @@ class TaskConfig:
             _check_choice("class_weights", self.class_weights, ("auto",))
         if not 0 < self.threshold < 1:
             raise ConfigError(f"`threshold` must be between 0 and 1. Received: threshold={self.threshold!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(
+                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
+            )
         if self.label_separator is not None and (not self.label_separator or self.label_separator.isspace()):
             raise ConfigError(
                 "`label_separator` must be a visible character or string. "

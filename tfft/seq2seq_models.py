@@ -174,6 +174,7 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
                 path, shards, TFAutoModelForSeq2SeqLM, optional=OPTIONAL_WEIGHTS
             )
             _complete_generation_config(model, tokenizer)
+            _mixed_precision_fixes(model)
             return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
         kwargs["use_safetensors"] = True
     elif TF_H5 in found or TF_H5_INDEX in found:
@@ -190,7 +191,26 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
         raise BackboneError(f"{path} cannot be loaded as a TF seq2seq model: {error}") from None
     _check_loading_info(path, model, info, OPTIONAL_WEIGHTS)
     _complete_generation_config(model, tokenizer)
+    _mixed_precision_fixes(model)
     return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
+
+
+def _mixed_precision_fixes(model) -> None:
+    """Make BART-family TF models (BART, Marian, mBART, Pegasus, Blenderbot) run under mixed precision.
+
+    - ``scale_embedding``: their encoders and decoders keep ``sqrt(d_model)`` as a float32
+      tensor and multiply the float16/bfloat16 token embeddings by it, which fails ("expected
+      to be a bfloat16 tensor but is a float tensor"); the same number as a Python float
+      takes the embeddings' dtype.
+    - ``final_logits_bias``: the layer that adds it gives the logits, which generation's logits
+      processors (forced end token, ...) combine with float32 scores; it computes in float32.
+    """
+    for layer in model._flatten_layers(include_self=False):
+        scale = getattr(layer, "embed_scale", None)
+        if isinstance(scale, tf.Tensor):
+            layer.embed_scale = float(scale.numpy())
+        if layer.name == "final_logits_bias" and layer.compute_dtype != "float32":
+            layer._set_dtype_policy(keras.mixed_precision.Policy("float32"))
 
 
 def _build_encoder_decoder(

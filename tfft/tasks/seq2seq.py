@@ -9,8 +9,9 @@ one source per line. Blank lines at the end of a file are ignored; elsewhere the
 
 Training is teacher forcing: the decoder reads the target shifted right behind the start
 token, the loss is the token cross-entropy over real target tokens (padding and filler
-rows weigh 0). Both sides are padded to bucket lengths (16, 32, ... up to ``--max-length``
-for the source and ``--max-target-length`` for the target), so XLA compiles few shapes.
+rows weigh 0; ``--label-smoothing`` spreads a share of each target over the vocabulary).
+Both sides are padded to bucket lengths (16, 32, ... up to ``--max-length`` for the source
+and ``--max-target-length`` for the target), so XLA compiles few shapes.
 
 Generation is Hugging Face's TF ``generate`` (greedy, or beam search with ``--num-beams``
 and ``--length-penalty``; at most ``--max-new-tokens``), compiled with XLA on fixed padded
@@ -63,6 +64,7 @@ OPTIONS = (
     "num_beams",
     "max_new_tokens",
     "length_penalty",
+    "label_smoothing",
 )
 DEFAULTS = {
     "decoder_model": None,
@@ -71,6 +73,7 @@ DEFAULTS = {
     "num_beams": 1,
     "max_new_tokens": 64,
     "length_penalty": 1.0,
+    "label_smoothing": 0.0,
 }
 
 
@@ -226,6 +229,7 @@ class Seq2SeqTask(Task):
             "num_beams": task.num_beams,
             "max_new_tokens": task.max_new_tokens,
             "length_penalty": task.length_penalty,
+            "label_smoothing": task.label_smoothing,
         }
 
     def settings_from_args(self, label_names, num_labels, options) -> dict:
@@ -240,6 +244,9 @@ class Seq2SeqTask(Task):
         for name in ("max_target_length", "num_beams", "max_new_tokens"):
             if not isinstance(settings[name], int) or settings[name] < 1:
                 raise ConfigError(f"`{name}` must be a positive integer. Received: {name}={settings[name]!r}")
+        smoothing = settings["label_smoothing"]
+        if not 0 <= smoothing < 1:
+            raise ConfigError(f"`label_smoothing` must be in [0, 1). Received: label_smoothing={smoothing!r}")
         return settings
 
     # --- model ----------------------------------------------------------------------------
@@ -278,13 +285,11 @@ class Seq2SeqTask(Task):
         return model
 
     def loss(self, spec):
-        """Token cross-entropy averaged over real target tokens."""
-        from tfft.keras import keras
-
-        def per_token(labels, logits):
-            return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-
-        return WeightedMeanLoss(per_token, name="token_crossentropy")
+        """Token cross-entropy averaged over real target tokens, with optional label smoothing."""
+        return WeightedMeanLoss(
+            smoothed_token_crossentropy(float(spec.settings.get("label_smoothing", 0.0))),
+            name="token_crossentropy",
+        )
 
     def train_metrics(self, spec) -> list:
         from tfft.keras import keras
@@ -506,6 +511,24 @@ class Seq2SeqTask(Task):
         generated = self._run_export(exported, examples.sources, batch_size)
         for text, output in zip(examples.sources, generated):
             yield {"text": text, "generated_text": output}
+
+
+def smoothed_token_crossentropy(smoothing: float):
+    """Per-token cross-entropy against targets that put ``smoothing`` of their mass evenly on the vocabulary.
+
+    ``(1 - smoothing) * -log p(label) + smoothing * mean over the vocabulary of -log p``
+    (Szegedy et al. 2016, as in fairseq and Hugging Face's ``label_smoothing_factor``); with 0
+    it is the plain cross-entropy.
+    """
+
+    def per_token(labels, logits):
+        logits = tf.cast(logits, tf.float32)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+        if not smoothing:
+            return nll
+        return (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(tf.nn.log_softmax(logits), axis=-1)
+
+    return per_token
 
 
 def _pad_sides(source_buckets: list[int], target_buckets: list[int] | None, source_pad: int, target_pad: int):
