@@ -110,11 +110,20 @@ def make_sentencepiece(folder: Path, vocab_size: int):
     return tokenizer
 
 
+def save_random(model_class, config, folder: Path) -> Path:
+    """A model of ``model_class`` with random weights (seed 0), saved in ``folder``."""
+    from tfft.keras import keras  # tf_keras before transformers' TF classes
+
+    keras.utils.set_random_seed(0)
+    model = model_class(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
 def make_marian(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
     """A random small Marian (post-norm Transformer) on the joint vocabulary, saved as a checkpoint."""
     import transformers
-
-    from tfft.keras import keras  # tf_keras before transformers' TF classes
 
     tokenizer = make_sentencepiece(folder, vocab_size)
     config = transformers.MarianConfig(
@@ -138,18 +147,12 @@ def make_marian(folder: Path, vocab_size: int, d_model: int, layers: int) -> Pat
         share_encoder_decoder_embeddings=True,
         tie_word_embeddings=True,
     )
-    keras.utils.set_random_seed(0)
-    model = transformers.TFMarianMTModel(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
+    return save_random(transformers.TFMarianMTModel, config, folder)
 
 
 def make_t5(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
     """A random small T5 on the joint vocabulary, saved as a checkpoint."""
     import transformers
-
-    from tfft.keras import keras  # tf_keras before transformers' TF classes
 
     tokenizer = make_sentencepiece(folder, vocab_size)
     config = transformers.T5Config(
@@ -164,11 +167,7 @@ def make_t5(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
         dropout_rate=0.0,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    keras.utils.set_random_seed(0)
-    model = transformers.TFT5ForConditionalGeneration(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
+    return save_random(transformers.TFT5ForConditionalGeneration, config, folder)
 
 
 RECIPE_DEFAULTS = {  # epochs, learning rate, batch size
