@@ -195,14 +195,14 @@ def main() -> None:
         "--decoder-hidden",
         type=int,
         default=256,
-        help="T5's d_model, or the BERT2BERT decoder's hidden size",
+        help="d_model of the Marian or T5, or the BERT2BERT decoder's hidden size",
     )
     parser.add_argument(
         "--layers",
         "--decoder-layers",
         type=int,
         default=3,
-        help="T5's encoder and decoder layers, or the BERT2BERT decoder's",
+        help="encoder and decoder layers of the Marian or T5, or the BERT2BERT decoder's",
     )
     parser.add_argument("--num-beams", type=int, default=1)
     parser.add_argument("--export-dir", default=None)
