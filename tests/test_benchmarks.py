@@ -6,7 +6,7 @@ import importlib.util
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from tfft_cli.main import cli
 
 
@@ -194,7 +195,6 @@ def test_bad_input_is_one_line_error(case, tmp_path, tiny_bert_dir):
 def test_bad_options_and_backbones(tmp_path, tiny_bert_dir, tiny_sentiment):
     base = ["--train", tiny_sentiment["train"], "--text-column", "sentence", "--run-dir", tmp_path / "run"]
     cases = [
-        (["--hf-model", tiny_bert_dir, "--task", "summarize-the-universe"], "`task` must be one of"),
         (["--hf-model", tmp_path], "config.json"),  # a folder without a model
         ([], "exactly one backbone"),
         (["--hf-model", tiny_bert_dir, "--eval-split", "1.5"], "eval_split"),
@@ -208,6 +208,9 @@ def test_bad_options_and_backbones(tmp_path, tiny_bert_dir, tiny_sentiment):
     cases.append(
         (["--hf-model", tiny_bert_dir, "--export-dir", blocker / "sst2"], "Cannot write the export folder")
     )
+    # --task is a choice of the registered tasks: a usage error that lists them
+    result = CliRunner().invoke(cli, ["fit", *map(str, base), "--task", "summarize-the-universe"])
+    assert result.exit_code == 2 and "is not one of 'classify', 'regress'" in result.output, result.output
     for extra, message in cases:
         result = CliRunner().invoke(cli, ["fit", *map(str, base + extra)])
         assert result.exit_code == 1, (extra, result.output)

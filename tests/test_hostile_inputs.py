@@ -11,6 +11,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+
 from tfft_cli.main import cli
 
 NESTED = "[" * 100_000 + "]" * 100_000

@@ -12,18 +12,16 @@ import tensorflow as tf
 
 from tfft.data import TableSpec, TextExamples, read_examples
 from tfft.errors import ConfigError, DataError
-from tfft.tasks.multilabel import (
-    MultiLabelF1,
+from tfft.losses import multilabel_loss
+from tfft.tasks.multilabel.labels import (
     binary_columns,
-    check_threshold,
     label_names_from_lists,
     multi_hot,
     multi_hot_from_api,
-    multilabel_loss,
-    multilabel_metrics,
     parse_binary,
-    select_labels,
 )
+from tfft.tasks.multilabel.metrics import MultiLabelF1, check_threshold, multilabel_metrics
+from tfft.tasks.multilabel.task import select_labels
 
 LISTS = TableSpec("text", label_column="tags", label_separator=",", allow_empty_label_list=True)
 COLUMNS = TableSpec("text", label_columns=("toxic", "insult", "threat"))
@@ -378,6 +376,7 @@ def tiny_tags(tmp_path_factory) -> dict:
 
 def cli(*args):
     from click.testing import CliRunner
+
     from tfft_cli.main import cli as app
 
     return CliRunner().invoke(app, [str(a) for a in args])
@@ -466,7 +465,7 @@ def test_cli_evaluate_and_predict_use_the_stored_threshold_and_format(fitted_lis
     assert metrics["threshold"] == 0.4 and set(metrics["per_label"]) == set(NAMES)
     for key in ("micro_f1", "macro_f1", "exact_match"):
         assert metrics[key] == pytest.approx(summary["eval"][key], abs=1e-6)
-    from tfft.tasks.multilabel import TASK
+    from tfft.tasks.multilabel.task import TASK
 
     lines = TASK.format_metrics(metrics)
     assert lines[0] == "threshold    0.4" and len(lines) == 4 + len(NAMES)
@@ -521,7 +520,7 @@ def test_cli_zero_one_columns_on_a_hub_text_embedding(tiny_text_embedding_dir, t
 
 
 def test_targets_from_either_format_for_the_same_model(tiny_tags):
-    from tfft.tasks.multilabel import TASK
+    from tfft.tasks.multilabel.task import TASK
 
     folder = tiny_tags["folder"]
     lists = read_examples(
@@ -547,7 +546,7 @@ def test_targets_from_either_format_for_the_same_model(tiny_tags):
         ('sentence,tags\nx,a\ny,"a,,b"\n', [], "train.csv:3: column `tags` has an empty label (item 2 of 3"),
         ("sentence,tags\nx,\ny,\n", [], "column `tags` lists no label in any of the 2 rows"),
         ("sentence,a,b\nx,1,0\n", ["--label-columns", "a,b", "--label-separator", ";"], "not both"),
-        ("sentence,tags\nx,a\n", ["--loss", "huber"], "do not apply to --task multilabel"),
+        ("sentence,tags\nx,a\n", ["--loss", "huber"], "does not apply to --task multilabel"),
     ],
 )
 def test_cli_bad_labels_are_one_line_errors(tiny_bert_dir, tmp_path, train, extra, message):

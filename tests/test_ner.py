@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED_DATA, tiny_vocab, write_tiny_roberta
+from helpers import SHARED_DATA, tiny_vocab, write_tiny_roberta
 
 from tfft.data.conll import (
     TaggedExamples,
@@ -21,7 +21,11 @@ from tfft.data.conll import (
     tag_ids,
 )
 from tfft.errors import ConfigError, DataError
-from tfft.tasks import ner
+from tfft.tasks.ner.entities import chunk_spans, chunks, entities, tag_tables
+from tfft.tasks.ner.metrics import EntityF1, class_weights, entity_metrics
+from tfft.tasks.ner.task import TASK
+from tfft.tasks.ner.words import IGNORE, pack_words, word_predictions
+from tfft.words import split_words as split_words_graph
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 BIOES = ["O", "B-A", "I-A", "E-A", "S-A", "B-B", "I-B", "E-B", "S-B"]
@@ -203,7 +207,7 @@ def test_split_words_graph_matches_python():
     # tables agree) between letters, plus varied text.
     chars = [chr(c) for c in range(1, 0x10000) if not 0xD800 <= c <= 0xDFFF]
     texts = VARIED + [" ".join(f"a{c}b" for c in chars[i : i + 2000]) for i in range(0, len(chars), 2000)]
-    words, starts, ends = ner.split_words_graph(tf.constant(texts))
+    words, starts, ends = split_words_graph(tf.constant(texts))
     for text, w, s, e in zip(texts, words.to_list(), starts.to_list(), ends.to_list(), strict=True):
         got = [
             (word.decode("utf-8").replace("\x01", "\x00"), a, b) for word, a, b in zip(w, s, e, strict=True)
@@ -224,21 +228,21 @@ def test_chunks_follow_seqeval_for_every_scheme():
 
     rng = random.Random(0)
     for tags in random_tags(rng, BIOES, 2000):
-        assert ner.chunks(tags) == get_entities(tags)
-    assert ner.chunks(["B-PER", None, "I-PER"]) == [("PER", 0, 0), ("PER", 2, 2)]
+        assert chunks(tags) == get_entities(tags)
+    assert chunks(["B-PER", None, "I-PER"]) == [("PER", 0, 0), ("PER", 2, 2)]
 
 
 def test_graph_chunks_match_python():
     rng = random.Random(1)
     ids = [[BIOES.index(t) for t in tags] for tags in random_tags(rng, BIOES, 300)]
-    prefixes, kinds, types = ner.tag_tables(BIOES)
+    prefixes, kinds, types = tag_tables(BIOES)
     ragged = tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1)
     prefix = tf.ragged.map_flat_values(tf.gather, tf.constant(prefixes), ragged).to_tensor(0)
     kind = tf.ragged.map_flat_values(tf.gather, tf.constant(kinds), ragged).to_tensor(-1)
-    starts, last = (t.numpy() for t in ner.chunk_spans(prefix, kind))
+    starts, last = (t.numpy() for t in chunk_spans(prefix, kind))
     for row, sentence in enumerate(ids):
         got = [(types[kind.numpy()[row, j]], j, int(last[row, j])) for j in np.flatnonzero(starts[row])]
-        assert got == ner.chunks([BIOES[t] for t in sentence])
+        assert got == chunks([BIOES[t] for t in sentence])
 
 
 def test_entity_metrics_are_seqeval_figures():
@@ -246,7 +250,7 @@ def test_entity_metrics_are_seqeval_figures():
 
     true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O"]]
     pred = [["B-PER", "I-PER", "O", "O"], ["B-LOC", "B-PER"]]
-    metrics = ner.entity_metrics(true, pred)
+    metrics = entity_metrics(true, pred)
     assert metrics["precision"] == pytest.approx(2 / 3)
     assert metrics["recall"] == pytest.approx(2 / 3)
     assert metrics["f1"] == pytest.approx(f1_score(true, pred))
@@ -258,7 +262,7 @@ def test_entity_metrics_are_seqeval_figures():
     }
     assert metrics["per_type"]["PER"]["precision"] == 0.5
     assert metrics["entities"] == 3 and metrics["token_accuracy"] == pytest.approx(4 / 6)
-    empty = ner.entity_metrics([["O"]], [["O"]])
+    empty = entity_metrics([["O"]], [["O"]])
     assert empty["f1"] == 0.0 and empty["per_type"] == {}
 
 
@@ -269,11 +273,11 @@ def test_keras_entity_f1_equals_seqeval():
     true = random_tags(rng, BIOES, 200)
     pred = [[rng.choice(BIOES) for _ in tags] for tags in true]
     # Word tags on the first piece of each word; other pieces -100, as the dataset lays them out.
-    labels = [[v for t in tags for v in (BIOES.index(t), ner.IGNORE)] for tags in true]
+    labels = [[v for t in tags for v in (BIOES.index(t), IGNORE)] for tags in true]
     guesses = [[v for t in tags for v in (BIOES.index(t), 0)] for tags in pred]
-    y_true = tf.ragged.constant(labels, dtype=tf.int32, ragged_rank=1).to_tensor(ner.IGNORE)
+    y_true = tf.ragged.constant(labels, dtype=tf.int32, ragged_rank=1).to_tensor(IGNORE)
     logits = tf.one_hot(tf.ragged.constant(guesses, dtype=tf.int32, ragged_rank=1).to_tensor(0), len(BIOES))
-    metric = ner.EntityF1(BIOES)
+    metric = EntityF1(BIOES)
     metric.update_state(y_true[:100], logits[:100])
     metric.update_state(y_true[100:], logits[100:])
     assert float(metric.result()) == pytest.approx(f1_score(true, pred), abs=1e-6)
@@ -286,7 +290,7 @@ def test_entities_have_character_offsets():
     assert words == ["Yesterday", ",", "Angela", "Merkel", "visited", "New", "York", "."]
     tags = ["O", "O", "B-PER", "I-PER", "O", "B-LOC", "I-LOC", None]
     scores = [1.0, 1.0, 0.9, 0.7, 1.0, 0.8, 0.6, 0.0]
-    found = ner.entities(tags, scores, text, examples.spans[0])
+    found = entities(tags, scores, text, examples.spans[0])
     assert found == [
         {"text": "Angela Merkel", "type": "PER", "start": 11, "end": 24, "score": pytest.approx(0.8)},
         {"text": "New York", "type": "LOC", "start": 33, "end": 41, "score": pytest.approx(0.7)},
@@ -296,7 +300,7 @@ def test_entities_have_character_offsets():
 
 
 def test_class_weights_inverse_frequency():
-    weights = ner.class_weights({"O": 80, "B-PER": 15, "I-PER": 5}, ["O", "B-PER", "I-PER", "B-LOC"])
+    weights = class_weights({"O": 80, "B-PER": 15, "I-PER": 5}, ["O", "B-PER", "I-PER", "B-LOC"])
     assert weights.tolist() == pytest.approx([100 / (4 * 80), 100 / (4 * 15), 100 / (4 * 5), 1.0])
 
 
@@ -323,7 +327,7 @@ def encoders(tmp_path_factory):
 def test_first_piece_carries_the_label(encoders, kind):
     encoder = encoders[kind]
     sentences = [["the", "movie", "xyz", "was"], ["great"]]
-    packed = ner.pack_words(encoder, sentences, max_length=32)
+    packed = pack_words(encoder, sentences, max_length=32)
     pieces = encoder.tokenize_words(["the", "movie", "xyz", "was", "great"])
     assert [len(p) for p in pieces] == [1, 1, 3, 1, 1]  # xyz -> x ##y ##z
     cls_id, sep_id = encoder.template.prefix[0], encoder.template.suffix[0]
@@ -341,21 +345,21 @@ def test_first_piece_carries_the_label(encoders, kind):
 def test_truncation_counts_cut_words(encoders):
     encoder = encoders["hf"]
     # Budget 6 pieces: "the"(1) "xyz"(3) "movie"(1) "abc"(3: first piece fits at 5) "was"(cut) "fun"(cut)
-    packed = ner.pack_words(encoder, [["the", "xyz", "movie", "abc", "was", "fun"]], max_length=8)
+    packed = pack_words(encoder, [["the", "xyz", "movie", "abc", "was", "fun"]], max_length=8)
     assert len(packed.input_ids[0]) == 8
     assert packed.positions[0].tolist() == [1, 2, 5, 6, -1, -1]
     assert packed.truncated.tolist() == [2]
-    tag_ids_, scores = ner.word_predictions(np.eye(8, 5)[None][0], packed.positions[0])
+    tag_ids_, scores = word_predictions(np.eye(8, 5)[None][0], packed.positions[0])
     assert tag_ids_.tolist()[-2:] == [-1, -1] and scores.tolist()[-2:] == [0.0, 0.0]
     with pytest.raises(ConfigError, match="max_length"):
-        ner.pack_words(encoder, [["the"]], max_length=2)
+        pack_words(encoder, [["the"]], max_length=2)
 
 
 def test_hf_and_graph_encoders_pack_alike(encoders):
     sentences = [split_words(text) for text in VARIED + ["The movie was GREAT, fun & boring!"]]
     words = [[w for w, _, _ in s] for s in sentences]
-    hf = ner.pack_words(encoders["hf"], words, max_length=24)
-    graph = ner.pack_words(encoders["graph"], words, max_length=24)
+    hf = pack_words(encoders["hf"], words, max_length=24)
+    graph = pack_words(encoders["graph"], words, max_length=24)
     for a, b in zip(hf.input_ids, graph.input_ids, strict=True):
         assert a.tolist() == b.tolist()
     assert [p.tolist() for p in hf.positions] == [p.tolist() for p in graph.positions]
@@ -472,13 +476,13 @@ TEXTS = [
 
 
 def assert_export_matches_model(model, exported, texts=TEXTS):
-    task = ner.TASK
+    task = TASK
     examples = TaggedExamples.from_texts(texts, source="--text")
     in_python = task.predict_model(model, examples, max_length=MAX_LENGTH)
     served = list(task.predict_export(exported, examples))
     assert len(served) == len(texts)
     for text, spans, python, export in zip(texts, examples.spans, in_python, served, strict=True):
-        want = ner.entities(python["tags"], python["scores"], text, spans)
+        want = entities(python["tags"], python["scores"], text, spans)
         assert [(e["text"], e["type"], e["start"], e["end"]) for e in export["entities"]] == [
             (e["text"], e["type"], e["start"], e["end"]) for e in want
         ]
@@ -494,7 +498,7 @@ def test_api_training_learns_the_tags(hf_tagger, ner_files):
 
     model, _, history = hf_tagger
     assert history.history["loss"][-1] < history.history["loss"][0]
-    metrics = ner.TASK.evaluate_model(model, dev_examples(ner_files), RunConfig())
+    metrics = TASK.evaluate_model(model, dev_examples(ner_files), RunConfig())
     assert metrics["f1"] > 0.6, metrics
     assert set(metrics["per_type"]) == {"LOC", "PER"}
     assert metrics["examples"] == 48 and metrics["words"] == sum(len(w) for w, _ in ner_files["dev"])
@@ -508,12 +512,12 @@ def test_export_matches_python_prediction(hf_tagger, ner_files):
     assert served[2] == {"text": "", "entities": [], "truncated_words": 0}
     # Pre-split words through predict_words: the same tags as the in-memory model.
     examples = dev_examples(ner_files)
-    from_export = ner.TASK.evaluate_export(exported, examples)
+    from_export = TASK.evaluate_export(exported, examples)
     from tfft.config import RunConfig
 
-    assert from_export == ner.TASK.evaluate_model(model, examples, RunConfig(data=_data_config(MAX_LENGTH)))
-    rows = list(ner.TASK.predict_export(exported, examples.take(3)))
-    python_rows = ner.TASK.predict_model(model, examples.take(3), max_length=MAX_LENGTH)
+    assert from_export == TASK.evaluate_model(model, examples, RunConfig(data=_data_config(MAX_LENGTH)))
+    rows = list(TASK.predict_export(exported, examples.take(3)))
+    python_rows = TASK.predict_model(model, examples.take(3), max_length=MAX_LENGTH)
     assert [row["tags"] for row in rows] == [row["tags"] for row in python_rows]
     assert rows[0]["words"] == examples.words[0]
 
@@ -545,10 +549,10 @@ def test_class_weights_weigh_tokens(tiny_bert_dir, ner_files):
     model = tfft.build_model(hf_model=str(tiny_bert_dir), task="ner", label_names=NER_TAGS)
     examples = dev_examples(ner_files)
     config = load_config(None, {"task.class_weights": "auto"})
-    data = ner.TASK.dataset(
+    data = TASK.dataset(
         model, examples, batch_size=64, max_length=MAX_LENGTH, training=True, seed=0, config=config
     )
-    expected = ner.class_weights(examples.tag_counts(), NER_TAGS)
+    expected = class_weights(examples.tag_counts(), NER_TAGS)
     for _, labels, weights in data:
         labels, weights = labels.numpy(), weights.numpy()
         real = labels >= 0
@@ -568,7 +572,7 @@ def test_hub_encoder_through_api(tiny_hub_bert, ner_files):
     )
     history = fit_briefly(model, ner_files["train"][:64], epochs=2)
     assert history.history["loss"][1] < history.history["loss"][0]
-    rows = ner.TASK.predict_model(model, TaggedExamples.from_texts(TEXTS, "--text"), max_length=MAX_LENGTH)
+    rows = TASK.predict_model(model, TaggedExamples.from_texts(TEXTS, "--text"), max_length=MAX_LENGTH)
     assert [len(row["tags"]) for row in rows] == [len(split_words(text)) for text in TEXTS]
     assert rows[-1]["truncated_words"] > 0 and rows[-1]["tags"][-1] is None
 
@@ -590,6 +594,7 @@ def test_byte_level_bpe_tokenizes_in_python(ner_files, tmp_path):
 
 def run_cli(*args):
     from click.testing import CliRunner
+
     from tfft_cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
@@ -715,11 +720,11 @@ def test_task_errors(tiny_bert_dir, tiny_text_embedding_dir, ner_files, tmp_path
 def test_format_metrics_lists_types():
     metrics = {"examples": 2, "words": 6, "truncated_words": 1}
     metrics.update(
-        ner.entity_metrics(
+        entity_metrics(
             [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O"]], [["B-PER", "I-PER", "O", "O"], ["B-LOC", "O"]]
         )
     )
-    lines = ner.TASK.format_metrics(metrics)
+    lines = TASK.format_metrics(metrics)
     assert lines[0] == "precision 1.0000" and lines[2] == "f1        0.8000"
     assert "truncated words 1" in lines[3]
     assert lines[4].split()[:2] == ["LOC", "precision"] and "support 2" in lines[4]

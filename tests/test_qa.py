@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, write_tiny_roberta
+from helpers import SHARED_DATA, write_tiny_roberta
 
 from tfft.data.squad import Answer, read_qa_examples
 from tfft.errors import ConfigError, DataError
-from tfft.tasks import qa
+from tfft.tasks.qa.decode import decode_spans, graph_decode
+from tfft.tasks.qa.metrics import exact_match, f1, normalize_answer, squad_metrics
+from tfft.tasks.qa.task import TASK, prepare
+from tfft.tasks.qa.windows import TokenizedText, WindowPlan, graph_windows, make_windows, tokenize_texts
 
 CONTEXT_1 = "Denver Broncos won Super Bowl 50. The game was played in Santa Clara, California."
 CONTEXT_2 = "The Panthers lost. Cam Newton was the quarterback of the Panthers in 2015."
@@ -269,13 +272,13 @@ def test_real_squad_file_reads_and_splits_by_article():
 
 
 def test_official_normalization_and_scores():
-    assert qa.normalize_answer("The  Denver Broncos!") == "denver broncos"
-    assert qa.normalize_answer("an apple, a pear") == "apple pear"
-    assert qa.exact_match("the Broncos.", "Broncos") == 1.0
-    assert qa.f1("Denver Broncos", "the Broncos") == pytest.approx(2 / 3)
-    assert qa.f1("Santa Clara", "Santa Clara, California") == pytest.approx(0.8)
-    assert qa.f1("nothing", "Broncos") == 0.0
-    metrics = qa.squad_metrics(
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    assert exact_match("the Broncos.", "Broncos") == 1.0
+    assert f1("Denver Broncos", "the Broncos") == pytest.approx(2 / 3)
+    assert f1("Santa Clara", "Santa Clara, California") == pytest.approx(0.8)
+    assert f1("nothing", "Broncos") == 0.0
+    metrics = squad_metrics(
         ["Denver Broncos", "Santa Clara", "Newton"],
         [["Broncos", "Denver Broncos"], ["Santa Clara, California"], ["Cam Newton"]],
     )
@@ -283,7 +286,7 @@ def test_official_normalization_and_scores():
     assert metrics["f1"] == pytest.approx(100 * (1 + 0.8 + 2 / 3) / 3)
     assert metrics["examples"] == 3
     # SQuAD 2.0: no reference answer -> only the empty prediction is right.
-    metrics = qa.squad_metrics(["", "x", "Broncos"], [[], [], ["Broncos"]])
+    metrics = squad_metrics(["", "x", "Broncos"], [[], [], ["Broncos"]])
     assert metrics["exact_match"] == pytest.approx(200 / 3)
     assert metrics["no_answer_exact_match"] == 50.0 and metrics["has_answer_f1"] == 100.0
 
@@ -294,7 +297,7 @@ def test_official_normalization_and_scores():
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
     import transformers
-    from conftest import tiny_vocab
+    from helpers import tiny_vocab
 
     from tfft.tokenization import HFTextEncoder
 
@@ -305,7 +308,7 @@ def encoder(tmp_path_factory):
 
 def test_word_spans_map_pieces_to_characters(encoder):
     text = "Café déjà-vu:\u00a0日本 costs £5\t(naïve) 🙂 end."
-    (tokens,) = qa.tokenize_texts(encoder, [text])
+    (tokens,) = tokenize_texts(encoder, [text])
     words = sorted({(int(s), int(e)) for s, e in zip(tokens.starts, tokens.ends, strict=True)})
     assert [text[s:e] for s, e in words] == [
         "Café", "déjà", "-", "vu", ":", "日", "本", "costs", "£5", "(", "naïve", ")", "🙂", "end", ".",
@@ -315,7 +318,7 @@ def test_word_spans_map_pieces_to_characters(encoder):
     from tfft.tokenization import GraphTextEncoder
 
     graph = GraphTextEncoder(encoder.graph_tokenizer(), encoder.template)
-    (same,) = qa.tokenize_texts(graph, [text])
+    (same,) = tokenize_texts(graph, [text])
     np.testing.assert_array_equal(same.ids, tokens.ids)
     np.testing.assert_array_equal(same.starts, tokens.starts)
 
@@ -324,16 +327,16 @@ def test_window_plan():
     from tfft.tokenization import SequenceTemplate
 
     template = SequenceTemplate.bert(2, 3, 0)
-    plan = qa.WindowPlan(template, max_length=32, doc_stride=5)
+    plan = WindowPlan(template, max_length=32, doc_stride=5)
     assert (plan.budget, plan.question_cap, plan.min_room) == (29, 14, 15)
     assert plan.room(4) == 25
     assert plan.window_starts(25, 4) == [0]
     assert plan.window_starts(26, 4) == [0, 20]
     assert plan.window_starts(70, 4) == [0, 20, 40, 60]  # windows overlap by 5 pieces
     with pytest.raises(ConfigError, match=r"`doc_stride` .* = 15\. .*Received: doc_stride=15"):
-        qa.WindowPlan(template, max_length=32, doc_stride=15)
+        WindowPlan(template, max_length=32, doc_stride=15)
     with pytest.raises(ConfigError, match="too short"):
-        qa.WindowPlan(template, max_length=4, doc_stride=0)
+        WindowPlan(template, max_length=4, doc_stride=0)
 
 
 def _long_examples() -> tuple[list[str], list[str], list[tuple[Answer, ...]]]:
@@ -352,9 +355,9 @@ def _long_examples() -> tuple[list[str], list[str], list[tuple[Answer, ...]]]:
 
 def test_windows_label_the_answer_and_decode_back(encoder):
     questions, contexts, answers = _long_examples()
-    plan = qa.WindowPlan(encoder.template, max_length=48, doc_stride=10)
-    context_tokens = qa.tokenize_texts(encoder, contexts)
-    windows = qa.make_windows(plan, qa.tokenize_texts(encoder, questions), context_tokens, answers)
+    plan = WindowPlan(encoder.template, max_length=48, doc_stride=10)
+    context_tokens = tokenize_texts(encoder, contexts)
+    windows = make_windows(plan, tokenize_texts(encoder, questions), context_tokens, answers)
     counts = np.bincount(windows.example)
     assert (counts > 2).all()  # long contexts: several windows each
     assert max(windows.lengths()) <= 48
@@ -381,7 +384,7 @@ def test_windows_label_the_answer_and_decode_back(encoder):
     start_logits, end_logits = np.zeros([len(windows), length]), np.zeros([len(windows), length])
     start_logits[rows, windows.start_positions] = 9.0
     end_logits[rows, windows.end_positions] = 9.0
-    spans = qa.decode_spans(
+    spans = decode_spans(
         windows, start_logits, end_logits, contexts, context_tokens, max_answer_length=15, n_best=3
     )
     assert [best[0].text for best in spans] == ["Jordan Smith", "1999", "the plot"]
@@ -389,8 +392,7 @@ def test_windows_label_the_answer_and_decode_back(encoder):
     assert all(len({(s.start, s.end) for s in best}) == len(best) == 3 for best in spans)
     assert all(best[0].logit >= best[1].logit >= best[2].logit for best in spans)
     assert (
-        qa.squad_metrics([b[0].text for b in spans], [[a.text for a in ans] for ans in answers])["f1"]
-        == 100.0
+        squad_metrics([b[0].text for b in spans], [[a.text for a in ans] for ans in answers])["f1"] == 100.0
     )
 
 
@@ -398,12 +400,12 @@ def test_decoding_rules():
     from tfft.tokenization import SequenceTemplate
 
     context = "a b c d e f"
-    tokens = qa.TokenizedText(
+    tokens = TokenizedText(
         ids=np.arange(6, dtype=np.int32), starts=np.arange(0, 12, 2), ends=np.arange(1, 12, 2)
     )
-    question = qa.TokenizedText(ids=np.array([7], np.int32), starts=np.zeros(1), ends=np.ones(1))
-    plan = qa.WindowPlan(SequenceTemplate.bert(2, 3, 0), max_length=32, doc_stride=2)
-    windows = qa.make_windows(plan, [question], [tokens])
+    question = TokenizedText(ids=np.array([7], np.int32), starts=np.zeros(1), ends=np.ones(1))
+    plan = WindowPlan(SequenceTemplate.bert(2, 3, 0), max_length=32, doc_stride=2)
+    windows = make_windows(plan, [question], [tokens])
     assert windows.context_offset[0] == 3  # [CLS] q [SEP]
     start = np.full([1, 10], -5.0)
     end = np.full([1, 10], -5.0)
@@ -412,7 +414,7 @@ def test_decoding_rules():
     end[0, 3] = 4.0  # "a" ends before "b" starts: invalid
     end[0, 8] = 2.5  # "f": 5 pieces from "b"
     end[0, 6] = 1.0  # "d"
-    decode = lambda **kw: qa.decode_spans(windows, start, end, [context], [tokens], **kw)  # noqa: E731
+    decode = lambda **kw: decode_spans(windows, start, end, [context], [tokens], **kw)  # noqa: E731
     assert decode(max_answer_length=5, n_best=1)[0][0].text == "b c d e f"
     assert decode(max_answer_length=4, n_best=1)[0][0].text == "b c d"
     best = decode(max_answer_length=4, n_best=1)[0][0]
@@ -438,13 +440,13 @@ def test_graph_windows_and_decoding_match_python(encoder):
         "naïve café, " * 3,
     ]
     questions = ["who won the race ?", "what ?", "no context?", "a long question with many words " * 4]
-    plan = qa.WindowPlan(encoder.template, max_length=48, doc_stride=10)
-    context_tokens = qa.tokenize_texts(encoder, contexts)
-    windows = qa.make_windows(plan, qa.tokenize_texts(encoder, questions), context_tokens)
+    plan = WindowPlan(encoder.template, max_length=48, doc_stride=10)
+    context_tokens = tokenize_texts(encoder, contexts)
+    windows = make_windows(plan, tokenize_texts(encoder, questions), context_tokens)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 2)
     def in_graph(questions, contexts):
-        return qa.graph_windows(encoder.graph_tokenizer(), plan, questions, contexts, type_id=1)
+        return graph_windows(encoder.graph_tokenizer(), plan, questions, contexts, type_id=1)
 
     graph = in_graph(tf.constant(questions), tf.constant(contexts))
     ids = graph["features"]["input_ids"].numpy()
@@ -461,10 +463,10 @@ def test_graph_windows_and_decoding_match_python(encoder):
         start, end = (rng.normal(size=ids.shape).astype(np.float32) for _ in range(2))
         start[:, 0] += 3 * rng.normal()
         for allow in (False, True):
-            expected = qa.decode_spans(
+            expected = decode_spans(
                 windows, start, end, contexts, context_tokens, max_answer_length=7, allow_no_answer=allow
             )
-            got = qa.graph_decode(
+            got = graph_decode(
                 graph, start, end, tf.constant(contexts), max_answer_length=7, allow_no_answer=allow
             )
             for i, (best, *_) in enumerate(expected):
@@ -549,6 +551,7 @@ def _assert_export_matches_model(task, model, export_path, questions, contexts, 
 
 def run_cli(*args):
     from click.testing import CliRunner
+
     from tfft_cli.main import cli
 
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
@@ -594,7 +597,7 @@ def test_fit_evaluate_predict_through_the_cli(tiny_bert_dir, qa_files, tmp_path)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["id"] for row in rows] == [record["id"] for record in qa_files["dev_records"]]
     references = [[a["text"] for a in record["answers"]] for record in qa_files["dev_records"]]
-    assert qa.squad_metrics([row["answer"] for row in rows], references)["f1"] == pytest.approx(metrics["f1"])
+    assert squad_metrics([row["answer"] for row in rows], references)["f1"] == pytest.approx(metrics["f1"])
 
     # The export answers long contexts (several windows each) exactly as the trained model.
     # (float32: in mixed_bfloat16, logits move by ~1% with the padding and batch shapes.)
@@ -603,11 +606,11 @@ def test_fit_evaluate_predict_through_the_cli(tiny_bert_dir, qa_files, tmp_path)
     model = tfft.build_model(hf_model=str(tiny_bert_dir), task="qa", settings=task_file["settings"])
     model.load_weights(str(tmp_path / "run" / "checkpoints" / "best")).expect_partial()
     questions, contexts = long_inputs()
-    examples = qa.TASK.examples_from_cli(questions, contexts)
-    plan = qa.TASK.plan(model.tfft_spec.backbone.encoder, model.tfft_spec.settings, 48)
-    windows = qa.prepare(model.tfft_spec.backbone.encoder, plan, examples, labelled=False).windows
+    examples = TASK.examples_from_cli(questions, contexts)
+    plan = TASK.plan(model.tfft_spec.backbone.encoder, model.tfft_spec.settings, 48)
+    windows = prepare(model.tfft_spec.backbone.encoder, plan, examples, labelled=False).windows
     assert np.bincount(windows.example)[:2].min() >= 3
-    _assert_export_matches_model(qa.TASK, model, summary["export_path"], questions, contexts, 48)
+    _assert_export_matches_model(TASK, model, summary["export_path"], questions, contexts, 48)
 
 
 def _fit_briefly(model, questions, contexts, answers, max_length):
@@ -644,7 +647,7 @@ def test_python_api_with_a_hub_encoder_and_export_equals_python(tiny_hub_bert, q
     assert np.isfinite(history.history["loss"]).all()
     path = tfft.export_saved_model(model, tmp_path / "hub_qa", max_length=48)
     questions, contexts = long_inputs()
-    exported = _assert_export_matches_model(qa.TASK, model, path, questions, contexts, 48)
+    exported = _assert_export_matches_model(TASK, model, path, questions, contexts, 48)
     assert exported.encoder is None  # raw text in: the windows are cut in the graph
     signature = exported.loaded.signatures["serving_default"]
     assert set(signature.structured_outputs) == {"answer", "start", "end", "score"}
@@ -658,7 +661,7 @@ def test_byte_level_bpe_exports_ids_and_decodes_in_python(tmp_path):
     model = tfft.build_model(hf_model=str(folder), task="qa", doc_stride=8)
     path = tfft.export_saved_model(model, tmp_path / "bpe_qa", max_length=48)
     questions, contexts = long_inputs()
-    exported = _assert_export_matches_model(qa.TASK, model, path, questions, contexts, 48)
+    exported = _assert_export_matches_model(TASK, model, path, questions, contexts, 48)
     assert exported.encoder is not None
     assert set(exported.loaded.signatures) == {"serving_default", "predict_ids"}
     assert set(exported.loaded.signatures["serving_default"].structured_outputs) == {
@@ -672,10 +675,10 @@ def test_task_errors(tiny_bert_dir, tiny_text_embedding_dir, qa_files, tmp_path)
 
     with pytest.raises(ConfigError, match="has no labels"):
         tfft.build_model(hf_model=str(tiny_bert_dir), task="qa", num_labels=2)
-    with pytest.raises(ConfigError, match="not n_best_size"):
+    with pytest.raises(ConfigError, match="takes no option\\(s\\) n_best_size. Known: doc_stride"):
         tfft.build_model(hf_model=str(tiny_bert_dir), task="qa", n_best_size=3)
     with pytest.raises(ConfigError, match="--text QUESTION --text-pair CONTEXT"):
-        qa.TASK.examples_from_cli(["who won?"], None)
+        TASK.examples_from_cli(["who won?"], None)
     with pytest.raises(ConfigError, match="token-level tasks"):
         tfft.build_model(hub_url=str(tiny_text_embedding_dir), task="qa")
     model = tfft.build_model(hf_model=str(tiny_bert_dir), task="qa", doc_stride=30)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
+
 from tfft_cli.main import cli
 
 pytestmark = pytest.mark.slow

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_DATA
-from tfft_cli.main import cli
+from helpers import SHARED_DATA
 
 from tfft.data.squad import QAExamples, read_qa_examples
+from tfft_cli.main import cli
 
 pytestmark = pytest.mark.slow
 SQUAD = SHARED_DATA / "squad" / "train.json"

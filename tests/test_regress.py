@@ -12,19 +12,10 @@ import tensorflow as tf
 from tfft.data import TableSpec, TextExamples, read_examples
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.tasks.regress import (
-    Pearson,
-    Rescale,
-    TargetScaler,
-    average_ranks,
-    parse_target,
-    parse_targets,
-    pearson,
-    regression_loss,
-    regression_metrics,
-    regression_output,
-    spearman,
-)
+from tfft.losses import regression_loss
+from tfft.tasks.regress.metrics import Pearson, average_ranks, pearson, regression_metrics, spearman
+from tfft.tasks.regress.targets import TargetScaler, parse_target, parse_targets
+from tfft.tasks.regress.task import Rescale, regression_output
 
 
 def write(tmp_path: Path, name: str, content: str) -> str:
@@ -293,6 +284,7 @@ def tiny_scores(tmp_path_factory) -> dict:
 
 def cli(*args):
     from click.testing import CliRunner
+
     from tfft_cli.main import cli as app
 
     return CliRunner().invoke(app, [str(a) for a in args])
@@ -378,7 +370,7 @@ def test_cli_evaluate_and_predict_in_the_original_scale(fitted_pairs, tiny_score
     metrics = json.loads(result.output)
     for key in ("mse", "mae", "pearson", "spearman"):
         assert metrics[key] == pytest.approx(summary["eval"][key], abs=1e-4)
-    from tfft.tasks.regress import TASK
+    from tfft.tasks.regress.task import TASK
 
     lines = TASK.format_metrics(metrics)  # what `tfft evaluate` prints without --json
     assert lines[2] == f"pearson   {metrics['pearson']:.4f}" and len(lines) == 4

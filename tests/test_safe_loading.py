@@ -54,7 +54,7 @@ def test_allow_pickle_without_torch_says_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a)
     )
-    monkeypatch.setattr("tfft.backbones.hf_weights._load_tokenizer", lambda folder, found: None)
+    monkeypatch.setattr("tfft.backbones.hf_weights.load_tokenizer", lambda folder, found: None)
     with pytest.raises(BackboneError, match="needs PyTorch"):
         load_hf_tf_model(tmp_path, allow_pickle=True)
 

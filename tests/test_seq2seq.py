@@ -3,73 +3,29 @@
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from conftest import write_tiny_bert
+from helpers import (
+    ENGLISH,
+    GERMAN,
+    write_german_bert,
+    write_tiny_bart,
+    write_tiny_bert,
+    write_tiny_marian,
+    write_tiny_t5,
+)
 
 import tfft
 from tfft.config import load_config
+from tfft.data.parallel import PairExamples
 from tfft.errors import BackboneError, ConfigError, DataError
 from tfft.keras import keras
 from tfft.pipeline import ExportedModel, predict_rows, read_train_eval, run_evaluate
 from tfft.tasks import get_task
-from tfft.tasks.seq2seq import PairExamples
-
-ENGLISH = ["the movie was good", "the film was bad", "fun night", "the plot is great", "bad day", "good fun"]
-GERMAN = [
-    "der Film war gut",
-    "der Film war schlecht",
-    "Spaß Nacht",
-    "die Handlung ist toll",
-    "schlecht Tag",
-    "gut Spaß",
-]
-GERMAN_WORDS = [
-    "der",
-    "die",
-    "Film",
-    "war",
-    "gut",
-    "schlecht",
-    "Spaß",
-    "Nacht",
-    "Handlung",
-    "ist",
-    "toll",
-    "Tag",
-]
-
-
-def write_german_bert(folder: Path) -> Path:
-    """A tiny cased BERT with its own (German) WordPiece vocabulary: the decoder checkpoint."""
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    letters = list(string.ascii_letters) + ["ß", "ä", "ö", "ü"]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?"]
-    vocab += letters + [f"##{c}" for c in letters] + GERMAN_WORDS
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = transformers.BertTokenizerFast(
-        str(folder / "vocab.txt"), do_lower_case=False, strip_accents=False
-    )
-    tokenizer.save_pretrained(str(folder))
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    model = transformers.TFBertModel(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +129,7 @@ def test_settings_from_args_rejects_unknown_options():
 
 
 def test_label_smoothing_spreads_a_share_of_the_target_over_the_vocabulary():
-    from tfft.tasks.seq2seq import smoothed_token_crossentropy
+    from tfft.losses import smoothed_token_crossentropy
 
     logits = np.random.default_rng(0).normal(size=(2, 3, 5)).astype(np.float32)
     labels = np.array([[0, 4, 2], [1, 1, 3]], np.int32)
@@ -281,7 +237,7 @@ def test_beam_search_export_matches_python(trained_bert2bert, tmp_path):
 
 
 def test_xla_falls_back_to_graph_mode(trained_bert2bert, monkeypatch, caplog):
-    from tfft import seq2seq_models
+    from tfft.backbones import seq2seq as seq2seq_models
 
     model = trained_bert2bert
     task = model.tfft_spec.task_object
@@ -316,106 +272,6 @@ def test_metrics_are_bleu_and_rouge():
 
 
 # --- other architectures ----------------------------------------------------------------------
-
-
-def write_tiny_t5(folder: Path) -> Path:
-    """A tiny random T5 with a SentencePiece vocabulary trained on the spot (T5 id layout)."""
-    spm = pytest.importorskip("sentencepiece")
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    corpus = (
-        [f"summarize: {e}" for e in ENGLISH] + GERMAN + ["a short summary", "the end", string.ascii_letters]
-    )
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus * 20),
-        model_prefix=str(folder / "spiece"),
-        vocab_size=60,
-        hard_vocab_limit=False,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    tokenizer = transformers.T5TokenizerFast(vocab_file=str(folder / "spiece.model"), extra_ids=0)
-    tokenizer.save_pretrained(str(folder))
-    config = transformers.T5Config(
-        vocab_size=tokenizer.vocab_size,
-        d_model=16,
-        d_kv=8,
-        d_ff=32,
-        num_layers=1,
-        num_heads=2,
-        decoder_start_token_id=0,
-    )
-    model = transformers.TFT5ForConditionalGeneration(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
-
-
-def write_tiny_bart(folder: Path) -> Path:
-    """A tiny random BART with a byte-level BPE vocabulary (no in-graph tokenizer)."""
-    import transformers
-    from tokenizers import ByteLevelBPETokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        ENGLISH * 10,
-        vocab_size=300,
-        min_frequency=1,
-        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-    )
-    bpe.save_model(str(folder))
-    tokenizer = transformers.BartTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    tokenizer.save_pretrained(str(folder))
-    config = transformers.BartConfig(
-        vocab_size=len(tokenizer),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-    )
-    model = transformers.TFBartForConditionalGeneration(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
-
-
-def write_tiny_marian(folder: Path) -> Path:
-    """A tiny random Marian (scaled embeddings, forced end token) on the tiny T5's vocabulary."""
-    import transformers
-
-    write_tiny_t5(folder)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
-    config = transformers.MarianConfig(
-        vocab_size=tokenizer.vocab_size,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-        scale_embedding=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        forced_eos_token_id=1,
-        decoder_start_token_id=0,
-    )
-    model = transformers.TFMarianMTModel(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
 
 
 def test_marian_trains_and_generates_in_mixed_bfloat16(tmp_path):

@@ -46,7 +46,7 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="module", params=["tiny", "minilm", "albert"])
 def encoders(request, tiny_bert_dir, tmp_path_factory):
     if request.param == "albert":
-        from conftest import write_tiny_bert
+        from helpers import write_tiny_bert
 
         folder = write_tiny_bert(tmp_path_factory.mktemp("albert"), model_type="albert")
     else:
@@ -188,10 +188,10 @@ def test_split_words_whitespace_and_invisible_options():
 
 
 def test_qa_reads_contexts_past_nul_and_control_characters():
-    from tfft.tasks.qa import _split_words
+    from tfft.tasks.qa.windows import split_words_in_bytes
 
     # A NUL joins its neighbours as BERT's cleaning does (tokenizers delete it); nothing after it is lost.
-    words, starts, ends = _split_words(tf.constant(["Paris\x00is the capital\x0b of France."]))
+    words, starts, ends = split_words_in_bytes(tf.constant(["Paris\x00is the capital\x0b of France."]))
     words = [word.decode() for word in words[0].numpy()]
     assert words == ["Paris\x01is", "the", "capital", "of", "France", "."]
     assert starts.to_list()[0][:2] == [0, 9] and ends.to_list()[0][-1] == 32

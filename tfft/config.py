@@ -1,12 +1,22 @@
 """Typed, frozen settings for a tfft run, and their YAML form.
 
-A run is described by six groups, kept apart as in TF Model Garden: what data
-(:class:`DataConfig`), what model (:class:`ModelConfig`), the task's own options
-(:class:`TaskConfig`), how to train (:class:`TrainConfig`), where it runs
-(:class:`RuntimeConfig`) and where the result goes (:class:`ExportConfig`).
-:class:`RunConfig` holds one of each. The resolved configuration is
-saved in every run folder as ``config.yaml``; ``tfft fit --config run.yaml`` reads the same
-layout back (command-line options win).
+A run is described by six sections, kept apart as in TF Model Garden: what data
+(:class:`DataConfig`), what model (:class:`ModelConfig`), the task's own options (the
+chosen task's options dataclass, e.g. :class:`tfft.tasks.qa.options.QAOptions`), how to
+train (:class:`TrainConfig`), where it runs (:class:`RuntimeConfig`) and where the result
+goes (:class:`ExportConfig`). :class:`RunConfig` holds one of each. Each field is declared
+once with :func:`tfft.options.option` (default, help, checks); the command line is
+generated from these fields. The resolved configuration is saved in every run folder as
+``config.yaml``; ``tfft fit --config run.yaml`` reads the same layout back (command-line
+options win).
+
+>>> config = RunConfig.from_dict({"model": {"task": "qa"}, "task": {"doc_stride": 64}})
+>>> type(config.task).__name__, config.task.doc_stride, config.task.max_answer_length
+('QAOptions', 64, 30)
+>>> RunConfig.from_dict({"task": {"doc_stride": 64}})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+tfft.errors.ConfigError: configuration: --doc-stride is for --task qa and does not apply to --task classify...
 """
 
 from __future__ import annotations
@@ -20,79 +30,83 @@ from typing import Any
 import yaml
 
 from tfft.errors import ConfigError
-from tfft.tasks import TASK_NAMES
+from tfft.options import (
+    READERS,
+    TaskOptions,
+    check_fields,
+    fraction,
+    non_negative,
+    open_fraction,
+    option,
+    positive,
+)
+from tfft.tasks import options_class, task_names
 
-TASKS = TASK_NAMES
+FORMATS = ("csv", "tsv", "jsonl", "conll", "squad")
 POOLINGS = ("auto", "cls", "mean", "last", "pooler")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 LR_SCHEDULES = ("linear", "constant")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-FORMATS = ("csv", "tsv", "jsonl", "conll", "squad")
-LOSSES = ("mse", "huber")
+#: prefix of an export being written (see :mod:`tfft.export`); never a model name
+STAGING_PREFIX = ".tmp-"
 
 
-def _check_choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(
-            f"`{name}` must be one of {', '.join(map(str, choices))}. Received: {name}={value!r}"
-        )
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if value is None or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"`{name}` must be {bound}. Received: {name}={value!r}")
+def _at_least_8(name: str, value: int) -> None:
+    if value < 8:
+        raise ConfigError(f"`{name}` must be at least 8. Received: {name}={value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from and which fields to read."""
 
-    train: str | None = None
-    eval: str | None = None
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    format: str | None = None
-    eval_split: float | None = None
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    max_length: int = 128
-    tfds_data_dir: str | None = None
+    train: str | None = option(
+        None, "Training data: CSV, TSV or JSON Lines file (CoNLL, SQuAD JSON), or tfds:NAME:SPLIT."
+    )
+    eval: str | None = option(None, "Evaluation data, same formats.")
+    eval_split: float | None = option(
+        None, "Hold out this share of --train for evaluation.", check=open_fraction
+    )
+    text_column: str = option("text", "Column with the text.", commands=READERS)
+    text_pair_column: str | None = option(
+        None, "Column with the second text (sentence pairs).", commands=READERS
+    )
+    label_column: str = option("label", "Column with the label.", commands=("evaluate",))
+    format: str | None = option(
+        None,
+        "File format.  [default: from the extension and the task]",
+        choices=FORMATS,
+        commands=READERS,
+        show_default=False,
+    )
+    max_train_examples: int | None = option(None, "Use only the first N training rows.", check=positive)
+    max_eval_examples: int | None = option(None, "Use only the first N evaluation rows.", check=positive)
+    max_length: int = option(128, "Longest sequence in tokens.", check=_at_least_8)
+    tfds_data_dir: str | None = option(None, "TFDS data dir for tfds:NAME:SPLIT sources.", commands=READERS)
 
     def __post_init__(self):
-        if self.format is not None:
-            _check_choice("format", self.format, FORMATS)
-        if self.eval_split is not None and not 0 < self.eval_split < 1:
-            raise ConfigError(
-                f"`eval_split` must be between 0 and 1. Received: eval_split={self.eval_split!r}"
-            )
-        if self.max_length < 8:
-            raise ConfigError(f"`max_length` must be at least 8. Received: max_length={self.max_length!r}")
-        for name in ("max_train_examples", "max_eval_examples"):
-            value = getattr(self, name)
-            if value is not None:
-                _check_positive(name, value)
+        check_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The backbone and the task head."""
 
-    hf_model: str | None = None
-    hub_url: str | None = None
-    hub_preprocess_url: str | None = None
-    allow_pickle: bool = False  # load pickle weights (pytorch_model.bin) from a trusted --hf-model
-    task: str = "classify"
-    pooling: str = "auto"
-    dropout: float = 0.1
+    hf_model: str | None = option(None, "Hugging Face TF checkpoint: a folder or a name in the local cache.")
+    hub_url: str | None = option(None, "TF Hub SavedModel: https URL (via the TF Hub cache) or local folder.")
+    hub_preprocess_url: str | None = option(None, "Preprocessor SavedModel for a BERT-style hub encoder.")
+    allow_pickle: bool = option(
+        False,
+        "Let --hf-model load pickle weights (pytorch_model.bin; needs torch). Only for trusted checkpoints.",
+    )
+    task: str = option("classify", "The task (see the task sections below).")
+    pooling: str = option("auto", "Pooling of the backbone's features for sequence tasks.", choices=POOLINGS)
+    dropout: float = option(0.1, "Dropout before the head.", check=fraction)
 
     def __post_init__(self):
-        _check_choice("task", self.task, TASKS)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}")
+        check_fields(self)
+        options_class(self.task)  # a known task
 
     def check_source(self) -> None:
         """Exactly one backbone source must be given."""
@@ -104,138 +118,96 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskConfig:
-    """Options that only some tasks read (each task's module documents its own)."""
-
-    # classify, multilabel, regress
-    label_columns: str | None = None  # comma-separated: multi-label 0/1 columns, or regression targets
-    label_separator: str | None = None  # multilabel: one column of labels joined by this
-    threshold: float = 0.5  # multilabel: a label is on when its probability reaches this
-    loss: str | None = None  # regress: mse (default) or huber
-    scale_targets: bool = False  # regress: standardize targets with the training mean and std
-    class_weights: str | None = None  # classify, ner: "auto" = inverse class frequency
-    # ner
-    tag_column: int | None = None  # CoNLL column of the tag (0 = the token; default: the last)
-    tokens_field: str = "tokens"  # JSON Lines fields
-    tags_field: str = "tags"
-    # qa
-    question_column: str = "question"  # JSON Lines fields
-    context_column: str = "context"
-    answers_column: str = "answers"
-    doc_stride: int = 128  # overlap of context windows, in tokens
-    max_answer_length: int = 30  # in tokens
-    n_best: int = 20  # candidate answers kept per question (the best one is served)
-    allow_no_answer: bool = False  # SQuAD 2.0 unanswerable questions
-    # summarize, translate
-    source_column: str = "source"  # table columns (CSV/TSV/JSON Lines)
-    target_column: str = "target"
-    source_file: str | None = None  # or parallel plain-text files, one sentence per line
-    target_file: str | None = None
-    source_prefix: str | None = None  # e.g. T5's "summarize: "
-    max_target_length: int = 128  # in tokens
-    num_beams: int = 1  # 1 = greedy
-    max_new_tokens: int = 64
-    length_penalty: float = 1.0
-    label_smoothing: float = 0.0  # share of each target token's probability spread over the vocabulary
-    decoder_model: str | None = None  # encoder checkpoint that warm-starts a BERT2BERT decoder
-
-    def __post_init__(self):
-        if self.loss is not None:
-            _check_choice("loss", self.loss, LOSSES)
-        if self.class_weights is not None:
-            _check_choice("class_weights", self.class_weights, ("auto",))
-        if not 0 < self.threshold < 1:
-            raise ConfigError(f"`threshold` must be between 0 and 1. Received: threshold={self.threshold!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(
-                f"`label_smoothing` must be in [0, 1). Received: label_smoothing={self.label_smoothing!r}"
-            )
-        if self.label_separator is not None and (not self.label_separator or self.label_separator.isspace()):
-            raise ConfigError(
-                "`label_separator` must be a visible character or string. "
-                f"Received: label_separator={self.label_separator!r}"
-            )
-        for name in (
-            "doc_stride",
-            "max_answer_length",
-            "n_best",
-            "max_target_length",
-            "num_beams",
-            "max_new_tokens",
-        ):
-            _check_positive(name, getattr(self, name))
-
-    def label_column_list(self) -> tuple[str, ...] | None:
-        """``label_columns`` split on commas, or None."""
-        if self.label_columns is None:
-            return None
-        columns = tuple(column.strip() for column in str(self.label_columns).split(","))
-        if not all(columns):
-            raise ConfigError(
-                "`label_columns` must be comma-separated column names. "
-                f"Received: label_columns={self.label_columns!r}"
-            )
-        return columns
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimizer, schedule and the training loop."""
 
-    epochs: int = 2
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    lr_schedule: str = "linear"  # after warm-up: linear decay to 0, or constant
-    weight_decay: float = 0.01
-    optimizer: str = "adamw"
-    early_stopping_patience: int | None = None
-    monitor: str | None = None  # None: the task's own (val_accuracy for classify)
-    seed: int = 42
-    steps_per_execution: int = 1
-    backup_every_steps: int | None = None  # None: back up at the end of every epoch
-    resume: bool = False  # require a backup in the run folder (one is used whenever present)
+    epochs: int = option(2, "Passes over the training data.", check=positive)
+    batch_size: int = option(32, "Global batch size.", check=positive)
+    learning_rate: float = option(5e-5, "Peak learning rate.", check=positive)
+    warmup_ratio: float = option(0.1, "Share of steps to warm up.", check=fraction)
+    lr_schedule: str = option(
+        "linear", "After warm-up: decay linearly to 0, or stay constant.", choices=LR_SCHEDULES
+    )
+    weight_decay: float = option(0.01, "AdamW weight decay.", check=non_negative)
+    optimizer: str = option("adamw", "The optimizer.", choices=OPTIMIZERS)
+    early_stopping_patience: int | None = option(
+        None, "Stop after N epochs without improvement of --monitor.", check=positive
+    )
+    monitor: str | None = option(
+        None,
+        "Metric that picks the best epoch.  [default: the task's, e.g. val_accuracy]",
+        show_default=False,
+    )
+    seed: int = option(42, "Random seed.")
+    steps_per_execution: int = option(1, "Train steps per tf.function call.", check=positive)
+    backup_every_steps: int | None = option(
+        None, "Back up the training state every N steps (default: every epoch), for resuming.", check=positive
+    )
+    resume: bool = option(
+        False, "Continue the interrupted run in --run-dir (a backup there is used even without this flag)."
+    )
 
     def __post_init__(self):
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
-        _check_positive("learning_rate", self.learning_rate)
-        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        _check_positive("steps_per_execution", self.steps_per_execution)
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(
-                f"`warmup_ratio` must be in [0, 1). Received: warmup_ratio={self.warmup_ratio!r}"
-            )
-        if self.early_stopping_patience is not None:
-            _check_positive("early_stopping_patience", self.early_stopping_patience)
-        if self.backup_every_steps is not None:
-            _check_positive("backup_every_steps", self.backup_every_steps)
+        check_fields(self)
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the computation runs; kept apart from model settings."""
 
-    strategy: str = "auto"
-    precision: str = "auto"
-    xla: bool | None = None  # None: on wherever it works
-    deterministic: bool = False
+    strategy: str = option(
+        "auto", "tf.distribute strategy; auto = mirrored with several GPUs.", choices=STRATEGIES
+    )
+    precision: str = option(
+        "auto",
+        "auto = mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 math, else float32.",
+        choices=PRECISIONS,
+    )
+    xla: bool | None = option(
+        None,
+        "XLA-compile training.  [default: on, except on CPUs in bfloat16 and for hub backbones]",
+        flag="--xla/--no-xla",
+        show_default=False,
+    )
+    deterministic: bool = option(False, "Enable TF op determinism.")
 
     def __post_init__(self):
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("precision", self.precision, PRECISIONS)
+        check_fields(self)
+
+
+def check_export_name(name: str) -> str:
+    """A model name for ``<export root>/<name>/``: one plain path component.
+
+    Raises:
+        ConfigError: empty, absolute, ``.``/``..``, or containing a path separator.
+    """
+    bad = (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or os.path.isabs(name)
+        or name.startswith(STAGING_PREFIX)
+        or "\x00" in name
+    )
+    if bad:
+        raise ConfigError(
+            "--name must be a plain folder name inside the export root (no '/', '..' or absolute paths). "
+            f"Received: name={name!r}"
+        )
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """Where the trained model is exported for TF Serving."""
 
-    export_dir: str | None = None  # the model's folder, e.g. saved_models/sst2; versions go below it
-    name: str | None = None  # or: export to <export_root>/<name>
-    export_root: str = "saved_models"
-    run_dir: str | None = None  # run folder: config, metrics, logs, checkpoints
+    export_dir: str | None = option(None, "Export here as <export-dir>/<version>/ (e.g. saved_models/sst2).")
+    name: str | None = option(None, "Export to <export-root>/<name>/<version>/ (a plain folder name).")
+    export_root: str = option("saved_models", "Serving root for --name.")
+    run_dir: str | None = option(
+        None, "Run folder for config, metrics, logs, checkpoints.  [default: runs/<time>]", show_default=False
+    )
 
     def target(self) -> Path | None:
         """The model folder to export to, or None when no export was asked for.
@@ -243,8 +215,6 @@ class ExportConfig:
         Raises:
             ConfigError: both ``export_dir`` and ``name``, or a name that would leave the root.
         """
-        from tfft.export import check_export_name
-
         if self.export_dir and self.name:
             raise ConfigError("Give --export-dir or --name, not both.")
         if self.export_dir:
@@ -254,16 +224,50 @@ class ExportConfig:
         return None
 
 
+#: section name -> dataclass; ``task`` depends on the chosen task (see :func:`tfft.tasks.options_class`)
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "task": TaskOptions,
+    "train": TrainConfig,
+    "runtime": RuntimeConfig,
+    "export": ExportConfig,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Everything a ``tfft fit`` run needs."""
+    """Everything a ``tfft fit`` run needs.
+
+    ``task`` is an instance of the chosen task's options class; left out, it is that
+    class's defaults.
+    """
 
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    task: TaskConfig = TaskConfig()
+    task: TaskOptions | None = None
     train: TrainConfig = TrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     export: ExportConfig = ExportConfig()
+
+    def __post_init__(self):
+        options = options_class(self.model.task)
+        if self.task is None:
+            object.__setattr__(self, "task", options())
+        elif type(self.task) is not options:
+            raise ConfigError(
+                f"`task` options must be {options.__name__} for task {self.model.task!r}. "
+                f"Received: {type(self.task).__name__}"
+            )
+
+    def with_task(self, name: str) -> RunConfig:
+        """This configuration for another task, keeping the task options both tasks have."""
+        options = options_class(name)
+        known = {field.name for field in dataclasses.fields(options)}
+        kept = {key: value for key, value in dataclasses.asdict(self.task).items() if key in known}
+        return dataclasses.replace(
+            self, model=dataclasses.replace(self.model, task=name), task=options(**kept)
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -273,29 +277,71 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "configuration") -> RunConfig:
-        """Build from nested mappings; unknown sections or keys are errors."""
-        groups = {field.name: type(field.default) for field in dataclasses.fields(cls)}
-        kwargs = {}
-        for section, values in (data or {}).items():
-            if section not in groups:
+        """Build from nested mappings; unknown sections or keys are errors.
+
+        The ``task`` section is checked against the chosen task's options: a key of
+        another task is an error naming that task, except with its default value (run
+        folders written before options were per task list every task's options).
+        """
+        data = data or {}
+        for section, values in data.items():
+            if section not in SECTIONS:
                 raise ConfigError(
-                    f"{source}: unknown section `{section}`. Known sections: {', '.join(groups)}"
+                    f"{source}: unknown section `{section}`. Known sections: {', '.join(SECTIONS)}"
                 )
             if not isinstance(values, Mapping):
                 raise ConfigError(f"{source}: section `{section}` must be a mapping. Received: {values!r}")
-            group_cls = groups[section]
-            known = {f.name for f in dataclasses.fields(group_cls)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise ConfigError(
-                    f"{source}: unknown key(s) {', '.join(unknown)} in section `{section}`. "
-                    f"Known keys: {', '.join(sorted(known))}"
-                )
-            try:
-                kwargs[section] = group_cls(**values)
-            except TypeError as error:
-                raise ConfigError(f"{source}: section `{section}`: {error}") from None
+        kwargs = {}
+        for section in ("data", "model", "train", "runtime", "export"):
+            if section in data:
+                kwargs[section] = _build_section(SECTIONS[section], section, data[section], source)
+        task = kwargs.get("model", ModelConfig()).task
+        if "task" in data:
+            values = _task_section(task, data["task"], source)
+            kwargs["task"] = _build_section(options_class(task), "task", values, source)
         return cls(**kwargs)
+
+
+def _build_section(group_cls: type, section: str, values: Mapping[str, Any], source: str):
+    known = {f.name for f in dataclasses.fields(group_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)} in section `{section}`. "
+            f"Known keys: {', '.join(sorted(known)) or 'none'}"
+        )
+    try:
+        return group_cls(**values)
+    except TypeError as error:
+        raise ConfigError(f"{source}: section `{section}`: {error}") from None
+
+
+def _task_section(task: str, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The ``task`` section's keys that the chosen task has; keys of other tasks are errors
+    unless they are unset or hold that task's default (the old all-tasks layout of
+    ``config.yaml``)."""
+    own = {field.name for field in dataclasses.fields(options_class(task))}
+    kept = {}
+    for key, value in values.items():
+        if key in own:
+            kept[key] = value
+            continue
+        owners = [
+            (name, field)
+            for name in task_names()
+            for field in dataclasses.fields(options_class(name))
+            if field.name == key
+        ]
+        if owners and (value is None or all(value == field.default for _, field in owners)):
+            continue
+        if owners:
+            tasks = " or ".join(dict.fromkeys(name for name, _ in owners))
+            raise ConfigError(
+                f"{source}: --{key.replace('_', '-')} is for --task {tasks} and does not apply to "
+                f"--task {task} (YAML: task.{key})."
+            )
+        kept[key] = value  # unknown everywhere: _build_section names the known keys
+    return kept
 
 
 def load_config(path: str | os.PathLike | None, overrides: Mapping[str, Any] | None = None) -> RunConfig:

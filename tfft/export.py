@@ -29,7 +29,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfft.errors import ConfigError, ExportError
+from tfft.config import STAGING_PREFIX
+from tfft.errors import ExportError
 from tfft.model import spec_of
 
 logger = logging.getLogger(__name__)
@@ -112,9 +113,6 @@ def export_saved_model(
         raise
 
 
-STAGING_PREFIX = ".tmp-"
-
-
 def remove_abandoned_staging(export_dir: Path) -> None:
     """Delete staging folders left by exports whose process died (e.g. killed mid-export).
 
@@ -132,29 +130,6 @@ def remove_abandoned_staging(export_dir: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
         except PermissionError:  # the process exists (another user's)
             continue
-
-
-def check_export_name(name: str) -> str:
-    """A model name for ``<export root>/<name>/``: one plain path component.
-
-    Raises:
-        ConfigError: empty, absolute, ``.``/``..``, or containing a path separator.
-    """
-    bad = (
-        not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or os.path.isabs(name)
-        or name.startswith(STAGING_PREFIX)
-        or "\x00" in name
-    )
-    if bad:
-        raise ConfigError(
-            "--name must be a plain folder name inside the export root (no '/', '..' or absolute paths). "
-            f"Received: name={name!r}"
-        )
-    return name
 
 
 def _publish(staging: Path, export_dir: Path) -> Path:

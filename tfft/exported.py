@@ -8,8 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfft.data import LabelSet
 from tfft.errors import DataError, ExportError
 from tfft.export import load_metadata, resolve_export
+from tfft.tasks import get_task
+from tfft.tokenization import HFTextEncoder
 
 
 class ExportedModel:
@@ -31,8 +34,6 @@ class ExportedModel:
     def __init__(self, path: str | os.PathLike):
         import tensorflow_text  # noqa: F401 - registers the ops of in-graph tokenizers
 
-        from tfft.tasks import get_task
-
         self.path = resolve_export(path)
         self.metadata = load_metadata(self.path)
         self.task = get_task(self.metadata.get("task", "classify"))
@@ -47,8 +48,6 @@ class ExportedModel:
         self.encoder = None
         if not self.metadata.get("in_graph_tokenizer"):
             from transformers import AutoTokenizer
-
-            from tfft.tokenization import HFTextEncoder
 
             self.encoder = HFTextEncoder(
                 AutoTokenizer.from_pretrained(str(self.path / "assets.extra" / "tokenizer"))
@@ -123,8 +122,6 @@ class ExportedClassifier(ExportedModel):
 
     @property
     def labels(self):
-        from tfft.data import LabelSet
-
         return LabelSet(self.settings["labels"])
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfft.config import RunConfig, TaskConfig, load_config
+from tfft.config import RunConfig, load_config
 from tfft.errors import ConfigError, ExportError
 from tfft.execution import runtime
 from tfft.export import export_saved_model
@@ -45,7 +45,7 @@ def read_train_eval(config: RunConfig):
     """The training examples and the evaluation examples (file, split, or none)."""
     data = config.data
     task = get_task(config.model.task)
-    if not data.train and not (config.task.source_file and config.task.target_file):
+    if not task.has_train_data(config):
         raise ConfigError(
             "--train is required: a CSV, TSV, JSON Lines (CoNLL, SQuAD JSON) file, or tfds:NAME:SPLIT"
             " (summarize/translate: or --source-file with --target-file)."
@@ -226,7 +226,7 @@ def _dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Data
 
 
 def run_evaluate(
-    model_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | ExportedModel,
     data: str,
     config: RunConfig | None = None,
     *,
@@ -236,7 +236,7 @@ def run_evaluate(
     """Metrics of an exported model on labelled data.
 
     Args:
-        model_dir: a version, model or run folder.
+        model_dir: a version, model or run folder (or an :class:`ExportedModel`).
         data: the labelled data (file or ``tfds:NAME:SPLIT``).
         config: which columns/fields to read (``data`` and ``task`` sections); the
             defaults otherwise.
@@ -244,7 +244,7 @@ def run_evaluate(
     Raises:
         DataError: unreadable data, or labels the model does not know.
     """
-    model = ExportedModel(model_dir)
+    model = model_dir if isinstance(model_dir, ExportedModel) else ExportedModel(model_dir)
     config = _config_for_export(model, config)
     if model.pair and config.data.text_pair_column is None:
         raise ConfigError(f"{model.path} is a sentence-pair model: give --text-pair-column.")
@@ -256,25 +256,22 @@ def run_evaluate(
 def _config_for_export(model: ExportedModel, config: RunConfig | None) -> RunConfig:
     """The reading configuration for an export: its task; task options given explicitly,
     else the ones it was trained with (e.g. multi-label columns)."""
-    config = config or RunConfig()
-    defaults = TaskConfig()
+    config = (config or RunConfig()).with_task(model.task.name)
+    defaults = type(config.task)()
+    names = {field.name for field in dataclasses.fields(config.task)}
 
     def given(name: str) -> bool:
-        return getattr(config.task, name) != getattr(defaults, name)
+        return name in names and getattr(config.task, name) != getattr(defaults, name)
 
     # Options that answer one question together: re-apply the stored ones only when the
     # user gave none of the group (a list-format file can score a 0/1-column model).
     groups = [("label_columns", "label_separator")]
     trained = {}
-    for field in dataclasses.fields(TaskConfig):
+    for field in dataclasses.fields(config.task):
         group = next((g for g in groups if field.name in g), (field.name,))
         if field.name in model.settings and not any(given(name) for name in group):
             trained[field.name] = model.settings[field.name]
-    return dataclasses.replace(
-        config,
-        model=dataclasses.replace(config.model, task=model.task.name),
-        task=dataclasses.replace(config.task, **trained),
-    )
+    return dataclasses.replace(config, task=dataclasses.replace(config.task, **trained))
 
 
 def read_inputs(model: ExportedModel, source: str, config: RunConfig | None = None):

@@ -8,12 +8,17 @@ with rows whose sample weight is 0, so the batch dimension never changes either.
 Elements are ``(features, labels, sample_weight)`` with features
 ``{"input_ids", "attention_mask", "token_type_ids"}`` (int32 ``[batch, length]``), or
 ``{"text"[, "text_pair"]}`` strings for backbones that read raw text.
+
+:func:`bucketed_dataset` is that pipeline for any variable-length examples. :func:`token_batches`
+feeds it token ids with labels of any shape (per example in :func:`token_dataset`, per token
+for NER); seq2seq builds on it directly (two sides with their own buckets).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,21 +47,30 @@ def bucket_lengths(max_length: int, min_bucket: int = MIN_BUCKET) -> list[int]:
     return lengths
 
 
-def training_steps(encoded: Encoded, batch_size: int, buckets: list[int]) -> int:
-    """Batches in one training epoch: per bucket, its examples divided by the batch size, rounded up."""
-    bucket_of = np.searchsorted(np.asarray(buckets), encoded.lengths(), side="left")
+def training_steps(encoded: Encoded | Sequence[int] | np.ndarray, batch_size: int, buckets: list[int]) -> int:
+    """Batches in one training epoch: per bucket, its examples divided by the batch size, rounded up.
+
+    Args:
+        encoded: the examples (their :meth:`~tfft.tokenization.Encoded.lengths`), or the
+            length of each example that picks its bucket (as ``lengths`` of :func:`bucketed_dataset`).
+        batch_size: rows per batch.
+        buckets: the bucket lengths.
+    """
+    lengths = encoded.lengths() if hasattr(encoded, "lengths") else np.asarray(encoded, np.int64)
+    bucket_of = np.searchsorted(np.asarray(buckets), lengths, side="left")
     counts = np.bincount(bucket_of, minlength=len(buckets) + 1)
     return int(sum(-(-int(count) // batch_size) for count in counts))
 
 
-def _ragged(rows: Sequence[np.ndarray]) -> tf.RaggedTensor:
+def ragged_rows(rows: Sequence[np.ndarray], dtype=np.int32) -> tf.RaggedTensor:
+    """Variable-length rows (one 1-D array each) as one ``tf.RaggedTensor`` of ``dtype`` values."""
     lengths = np.array([len(row) for row in rows], dtype=np.int64)
-    values = np.concatenate(rows).astype(np.int32) if len(rows) else np.zeros([0], np.int32)
+    values = np.concatenate(rows).astype(dtype) if len(rows) else np.zeros([0], dtype)
     return tf.RaggedTensor.from_row_lengths(values, lengths)
 
 
-def _pad_batch_dim(batch_size: int):
-    """Pad a batch to ``batch_size`` rows; padded rows get sample weight 0."""
+def pad_batch_dim(batch_size: int):
+    """A map padding ``(features, labels, weights)`` batches to ``batch_size`` rows of weight 0."""
 
     def pad(features, labels, weights):
         missing = batch_size - tf.shape(weights)[0]
@@ -71,20 +85,152 @@ def _pad_batch_dim(batch_size: int):
     return pad
 
 
-def _pad_length_to_bucket(buckets: list[int]):
-    """Pad a batch padded to its longest row further, up to the next bucket length."""
-    bounds = tf.constant(buckets, dtype=tf.int32)
+def pad_length_to_bucket(buckets: Sequence[int], padding: Any):
+    """A map that pads a batch padded to its longest row further, up to the next bucket length.
 
-    def pad(features, *rest):
-        length = tf.shape(features["input_ids"])[1]
+    Args:
+        buckets: the bucket lengths.
+        padding: the padding value of each component, a structure like the batch's elements.
+            Only variable-length ``[batch, length]`` components are padded; per-example labels
+            and weights of fixed shape stay as they are.
+    """
+    bounds = tf.constant(list(buckets), dtype=tf.int32)
+
+    def to_bucket(value, fill):
+        if value.shape.rank != 2 or value.shape[1] is not None:
+            return value
+        length = tf.shape(value)[1]
         target = bounds[tf.argmax(tf.cast(bounds >= length, tf.int32))]
-        features = {
-            name: tf.pad(value, [[0, 0], [0, target - length]], constant_values=0)
-            for name, value in features.items()
-        }
-        return (features, *rest)
+        return tf.pad(value, [[0, 0], [0, target - length]], constant_values=tf.cast(fill, value.dtype))
+
+    def pad(*batch):
+        return tf.nest.map_structure(to_bucket, batch[0] if len(batch) == 1 else batch, padding)
 
     return pad
+
+
+def bucketed_dataset(
+    columns: Mapping[str, Any],
+    example: Callable[[dict[str, tf.Tensor]], Any],
+    padding: Any,
+    *,
+    batch_size: int,
+    buckets: Sequence[int],
+    lengths: Sequence[int] | np.ndarray | None = None,
+    training: bool = False,
+    seed: int | None = None,
+    to_buckets: Callable[..., Any] | None = None,
+) -> tf.data.Dataset:
+    """Length-bucketed, padded batches of variable-length examples: the pipeline of every token task.
+
+    Training (labelled examples): shuffled every epoch, grouped by ``lengths`` into
+    ``buckets`` (``bucket_by_sequence_length``), padded to the bucket length and to
+    ``batch_size`` rows (filler rows of weight 0), with a known number of batches
+    (:func:`training_steps`). Otherwise (evaluation, prediction): in input order, each batch
+    padded to its longest row, then up to the next bucket length; the last batch may be partial.
+
+    Args:
+        columns: per-example data by name: ragged rows (:func:`ragged_rows`) or arrays with
+            one entry per example.
+        example: one example's columns (dict of tensors) to a dataset element:
+            ``(features, labels, weights)``, or ``features`` alone for prediction (batched
+            in order whatever ``training`` says).
+        padding: the padding value of each component of an element (the same structure).
+        batch_size: rows per batch (global, across replicas).
+        buckets: the bucket lengths (:func:`bucket_lengths`).
+        lengths: per example, the length that picks its training bucket (needed for training).
+        training: shuffle (with ``seed``), bucket and fill up batches as above.
+        to_buckets: pads a batch padded to its longest row up to its bucket lengths, for
+            examples with parts of different lengths (seq2seq's source and target); training
+            batches are then padded by it too. Default: :func:`pad_length_to_bucket`.
+
+    Returns:
+        A dataset of batched elements.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(dict(columns)).map(example)
+    if not (training and isinstance(dataset.element_spec, tuple)):
+        dataset = dataset.padded_batch(batch_size, padding_values=padding)
+        if to_buckets is None:
+            to_buckets = pad_length_to_bucket(buckets, padding)
+        return dataset.map(to_buckets).prefetch(tf.data.AUTOTUNE)
+
+    if lengths is None:
+        raise ValueError("bucketed_dataset(training=True) needs the `lengths` of the examples.")
+    lengths = np.asarray(lengths, np.int32)
+    dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
+    dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda element, length: length,
+        bucket_boundaries=[length + 1 for length in buckets],
+        bucket_batch_sizes=[batch_size] * (len(buckets) + 1),
+        padding_values=(padding, 0),
+        pad_to_bucket_boundary=to_buckets is None,
+    )
+    dataset = dataset.map(lambda batch, batch_lengths: batch)
+    if to_buckets is not None:
+        dataset = dataset.map(to_buckets)
+    # Keep the batch dimension fixed for XLA; padded rows weigh 0.
+    dataset = dataset.map(pad_batch_dim(batch_size))
+    # The number of batches does not depend on the shuffle: one partial batch per bucket.
+    steps = training_steps(lengths, batch_size, list(buckets))
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+
+
+def _token_example(row: Mapping[str, tf.Tensor]):
+    ids = row["input_ids"]
+    features = {
+        "input_ids": ids,
+        "attention_mask": tf.ones_like(ids),
+        "token_type_ids": row["token_type_ids"],
+    }
+    return features if "labels" not in row else (features, row["labels"], row["weights"])
+
+
+def _token_padding(pad_id: int) -> dict[str, int]:
+    return {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+
+
+def token_batches(
+    encoded: Encoded,
+    labels: Any = None,
+    weights: Any = None,
+    *,
+    label_padding: Any = 0,
+    batch_size: int,
+    max_length: int,
+    pad_id: int = 0,
+    training: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """:func:`bucketed_dataset` of token ids with labels and weights in any shape.
+
+    Args:
+        encoded: unpadded ids (an :class:`~tfft.tokenization.Encoded`, or any object with
+            ``input_ids``, ``token_type_ids`` and ``lengths()``).
+        labels: one entry per example (an array with one label each, or :func:`ragged_rows`
+            of per-token labels), or None for prediction.
+        weights: sample weights in the same shape as ``labels``.
+        label_padding: the padding value of the labels (weights are padded with 0).
+        batch_size, max_length, pad_id, training, seed: as for :func:`token_dataset`.
+    """
+    columns = {
+        "input_ids": ragged_rows(encoded.input_ids),
+        "token_type_ids": ragged_rows(encoded.token_type_ids),
+    }
+    padding = _token_padding(pad_id)
+    if labels is not None:
+        columns.update(labels=labels, weights=weights)
+        padding = (padding, label_padding, 0.0)
+    return bucketed_dataset(
+        columns,
+        _token_example,
+        padding,
+        batch_size=batch_size,
+        buckets=bucket_lengths(max_length),
+        lengths=encoded.lengths(),
+        training=training,
+        seed=seed,
+    )
 
 
 def token_dataset(
@@ -114,48 +260,22 @@ def token_dataset(
         A dataset of ``(features, labels, sample_weight)``; without labels, of
         ``features`` alone, in the original order.
     """
-    buckets = bucket_lengths(max_length)
-    count = len(encoded)
-    ids = _ragged(encoded.input_ids)
-    types = _ragged(encoded.token_type_ids)
-    if labels is None:
-        dataset = tf.data.Dataset.from_tensor_slices((ids, types))
-        dataset = dataset.map(
-            lambda i, t: {"input_ids": i, "attention_mask": tf.ones_like(i), "token_type_ids": t}
-        )
-        dataset = dataset.padded_batch(
-            batch_size, padding_values={"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
-        )
-        return dataset.map(lambda f: _pad_length_to_bucket(buckets)(f)[0]).prefetch(tf.data.AUTOTUNE)
-
-    labels = np.asarray(labels)
-    weights = np.ones([count], np.float32) if weights is None else np.asarray(weights, np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((ids, types, labels, weights))
-    dataset = dataset.map(
-        lambda i, t, y, w: ({"input_ids": i, "attention_mask": tf.ones_like(i), "token_type_ids": t}, y, w)
+    label_padding = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        weights = np.ones([len(encoded)], np.float32) if weights is None else np.asarray(weights, np.float32)
+        label_padding = tf.cast(0, labels.dtype)
+    return token_batches(
+        encoded,
+        labels,
+        weights,
+        label_padding=label_padding,
+        batch_size=batch_size,
+        max_length=max_length,
+        pad_id=pad_id,
+        training=training,
+        seed=seed,
     )
-    padding = ({"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}, tf.cast(0, labels.dtype), 0.0)
-    if training:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.bucket_by_sequence_length(
-            element_length_func=lambda features, y, w: tf.shape(features["input_ids"])[0],
-            bucket_boundaries=[length + 1 for length in buckets],
-            bucket_batch_sizes=[batch_size] * (len(buckets) + 1),
-            padding_values=padding,
-            pad_to_bucket_boundary=True,
-        )
-        # Keep the batch dimension fixed for XLA; padded rows weigh 0.
-        dataset = dataset.map(_pad_batch_dim(batch_size))
-        # The number of batches does not depend on the shuffle: one partial batch per bucket.
-        dataset = dataset.apply(
-            tf.data.experimental.assert_cardinality(training_steps(encoded, batch_size, buckets))
-        )
-    else:
-        # Evaluation keeps partial batches (at most one extra shape per bucket), so that
-        # Keras' mean loss is not diluted by padding rows.
-        dataset = dataset.padded_batch(batch_size, padding_values=padding)
-        dataset = dataset.map(_pad_length_to_bucket(buckets))
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def text_dataset(
@@ -180,4 +300,4 @@ def text_dataset(
     if not training:
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).map(_pad_batch_dim(batch_size)).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).map(pad_batch_dim(batch_size)).prefetch(tf.data.AUTOTUNE)

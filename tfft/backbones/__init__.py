@@ -37,12 +37,12 @@ def load_backbone(
     if hf_model:
         if hub_preprocess_url:
             raise ConfigError("--hub-preprocess-url goes with --hub-url, not --hf-model.")
-        from tfft.backbones.hf import load_hf_backbone
+        from tfft.backbones.hf import load_hf_backbone  # imported on use: transformers is slow to load
 
         return load_hf_backbone(hf_model, allow_pickle=allow_pickle)
     if allow_pickle:
         raise ConfigError("--allow-pickle is for --hf-model checkpoints; TF Hub SavedModels hold no pickles.")
-    from tfft.backbones.hub import load_hub_backbone
+    from tfft.backbones.hub import load_hub_backbone  # imported on use: tensorflow_hub is slow to load
 
     return load_hub_backbone(hub_url, hub_preprocess_url)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfft.backbones.base import Backbone, PoolSequence
+from tfft.backbones.hf_weights import load_hf_tf_model
 from tfft.errors import BackboneError
 from tfft.tokenization import HFTextEncoder
 
@@ -106,7 +107,6 @@ class HFBackbone(Backbone):
 
 def load_hf_backbone(name_or_path: str | os.PathLike, allow_pickle: bool = False) -> HFBackbone:
     """Load a Hugging Face TF backbone and its tokenizer from a folder or the local cache."""
-    from tfft.backbones.hf_weights import load_hf_tf_model
 
     path = resolve_hf_source(name_or_path)
     model, tokenizer = load_hf_tf_model(path, allow_pickle=allow_pickle)

@@ -14,6 +14,10 @@ has nothing else, through PyTorch (``from_pt``), for checkpoints the user trusts
 transformers >= 4.55 cannot load PyTorch-format safetensors into a TF model unless PyTorch
 is installed, so those are read here and handed to
 ``transformers.modeling_tf_pytorch_utils.load_pytorch_state_dict_in_tf2_model``.
+
+Besides :func:`load_hf_tf_model`, the steps are public for loaders of other model classes
+(:mod:`tfft.backbones.seq2seq`): :func:`load_tokenizer`, :func:`shard_files`,
+:func:`safetensors_format`, :func:`load_pytorch_safetensors` and :func:`check_loading_info`.
 """
 
 from __future__ import annotations
@@ -74,14 +78,14 @@ def load_hf_tf_model(path: str | os.PathLike, allow_pickle: bool = False):
     if SAFETENSORS in found:
         shards = [folder / SAFETENSORS]
     elif SAFETENSORS_INDEX in found:
-        shards = _shards(folder / SAFETENSORS_INDEX)
+        shards = shard_files(folder / SAFETENSORS_INDEX)
     elif TF_H5 in found or TF_H5_INDEX in found:
         shards = []
     else:
         pickles = [name for name in found if name in PICKLE_NAMES or name.endswith(PICKLE_SUFFIXES)]
         if pickles and allow_pickle:
             logger.warning("Loading pickle weights from %s (--allow-pickle): %s", folder, ", ".join(pickles))
-            tokenizer = _load_tokenizer(folder, found)
+            tokenizer = load_tokenizer(folder, found)
             return _from_pickle(folder), tokenizer
         if pickles:
             raise BackboneError(
@@ -94,12 +98,12 @@ def load_hf_tf_model(path: str | os.PathLike, allow_pickle: bool = False):
             f"{folder} has no model weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TF_H5}. "
             f"Files found: {found}"
         )
-    tokenizer = _load_tokenizer(folder, found)  # first: it fails faster than the weights
+    tokenizer = load_tokenizer(folder, found)  # first: it fails faster than the weights
     model = _load_safetensors(folder, shards) if shards else _from_pretrained(folder, use_safetensors=False)
     return model, tokenizer
 
 
-def _shards(index_file: Path) -> list[Path]:
+def shard_files(index_file: Path) -> list[Path]:
     """The shard files listed by a sharded-checkpoint index, in order."""
     try:
         weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
@@ -112,7 +116,8 @@ def _shards(index_file: Path) -> list[Path]:
     return shards
 
 
-def _safetensors_format(file: Path) -> str | None:
+def safetensors_format(file: Path) -> str | None:
+    """The ``format`` metadata of a safetensors file: ``"pt"`` (PyTorch), ``"tf"`` or None."""
     from safetensors import safe_open
 
     try:
@@ -123,7 +128,7 @@ def _safetensors_format(file: Path) -> str | None:
 
 
 def _load_safetensors(folder: Path, files: list[Path]):
-    fmt = _safetensors_format(files[0])
+    fmt = safetensors_format(files[0])
     if fmt == "tf":
         return _from_pretrained(folder, use_safetensors=True)
     if fmt != "pt":
@@ -131,7 +136,7 @@ def _load_safetensors(folder: Path, files: list[Path]):
             f"{files[0]} has metadata format={fmt!r}; tfft reads safetensors written by PyTorch "
             "('pt') or TensorFlow ('tf') with save_pretrained."
         )
-    return _load_pytorch_safetensors(folder, files)
+    return load_pytorch_safetensors(folder, files)
 
 
 def _build_from_config(folder: Path, auto_class=None):
@@ -149,7 +154,7 @@ def _build_from_config(folder: Path, auto_class=None):
         ) from e
 
 
-def _load_pytorch_safetensors(
+def load_pytorch_safetensors(
     folder: Path, files: list[Path], auto_class=None, optional: tuple[str, ...] = ()
 ):
     """PyTorch-named safetensors into a TF model, without torch (transformers needs torch here).
@@ -185,7 +190,7 @@ def _load_pytorch_safetensors(
         )
     except Exception as e:  # shape mismatches arrive as InvalidArgumentError, AttributeError ...
         raise BackboneError(f"The weights in {folder} do not fit {type(model).__name__}: {e}") from e
-    _check_loading_info(folder, model, info, optional)
+    check_loading_info(folder, model, info, optional)
     return model
 
 
@@ -198,7 +203,7 @@ def _from_pretrained(folder: Path, use_safetensors: bool):
         )
     except (OSError, ValueError) as e:
         raise BackboneError(f"{folder} cannot be loaded as a TensorFlow model: {e}") from e
-    _check_loading_info(folder, model, info)
+    check_loading_info(folder, model, info)
     return model
 
 
@@ -219,11 +224,12 @@ def _from_pickle(folder: Path):
         )
     except (OSError, ValueError) as e:
         raise BackboneError(f"{folder} cannot be loaded from its pickle weights: {e}") from e
-    _check_loading_info(folder, model, info)
+    check_loading_info(folder, model, info)
     return model
 
 
-def _check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> None:
+def check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> None:
+    """Raise if transformers' loading ``info`` has missing (except ``optional``) or mismatched weights."""
     missing = [key for key in info.get("missing_keys") or [] if not any(part in key for part in optional)]
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:
@@ -241,7 +247,8 @@ def _check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ..
         )
 
 
-def _load_tokenizer(folder: Path, found: list[str]):
+def load_tokenizer(folder: Path, found: list[str]):
+    """The fast tokenizer of a checkpoint folder (``found``: its file names, for the error message)."""
     from transformers import AutoTokenizer
 
     try:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,7 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfft.data.readers import _check_cell, _decoded_lines, _listing, _parse_json_object
+from tfft.data.checks import (
+    cannot_read,
+    check_cell,
+    check_data_file,
+    check_max_examples,
+    decoded_lines,
+    json_objects,
+    listing,
+)
+from tfft.data.examples import Examples
 from tfft.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -99,7 +107,7 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     Words are runs of non-whitespace characters; every punctuation character (Unicode
     ``P*`` and the ASCII symbols) and every CJK ideograph is a word of its own. Words made
     only of control or format characters are dropped. The same rules run in TensorFlow in
-    exported models (:func:`tfft.tasks.ner.split_words_graph`).
+    exported models (:func:`tfft.words.split_words`).
 
     Args:
         text: The text.
@@ -139,7 +147,7 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
 
 
 @dataclass
-class TaggedExamples:
+class TaggedExamples(Examples):
     """Sentences split into words, with their tags and where they came from.
 
     Attributes:
@@ -154,7 +162,14 @@ class TaggedExamples:
             word ``k`` of sentence ``i`` is ``rows[i] + k``.
         presplit: True when the words came split (CoNLL, JSON Lines ``tokens``); False when
             they were split from raw text by :func:`split_words`.
+
+    ``len``, :meth:`~tfft.data.examples.Examples.take`, ``select`` and ``split`` (same rule
+    as :meth:`tfft.data.TextExamples.split`: ``max(1, round(fraction * n))`` sentences held
+    out, both parts in source order) come from :class:`~tfft.data.examples.Examples`.
     """
+
+    row_fields = ("words", "tags", "rows", "texts", "spans")
+    noun = "sentences"
 
     words: list[list[str]]
     tags: list[list[str]] | None
@@ -169,12 +184,7 @@ class TaggedExamples:
         if not self.texts and self.words:
             self.texts, self.spans = zip(*(_join(words) for words in self.words), strict=True)
             self.texts, self.spans = list(self.texts), list(self.spans)
-        for name in ("tags", "rows", "texts", "spans"):
-            values = getattr(self, name)
-            if values is not None and len(values) != len(self.words):
-                raise ValueError(
-                    f"TaggedExamples: {name} has {len(values)} items but words has {len(self.words)}."
-                )
+        super().__post_init__()
 
     @classmethod
     def from_texts(
@@ -198,9 +208,6 @@ class TaggedExamples:
             presplit=False,
         )
 
-    def __len__(self) -> int:
-        return len(self.words)
-
     @property
     def labels(self) -> list[list[str]] | None:
         """The tags (the name other tasks use for their targets)."""
@@ -214,61 +221,6 @@ class TaggedExamples:
         if self.line_per_word:
             return f"{self.source}:{row + word}"
         return f"{self.source}:{row}: word {word + 1}"
-
-    def take(self, n: int) -> TaggedExamples:
-        """The first ``n`` sentences (all of them if there are fewer).
-
-        Raises:
-            ConfigError: ``n`` is negative.
-        """
-        if n < 0:
-            raise ConfigError(f"Cannot take a negative number of examples. Received: n={n}")
-        return self.select(range(min(n, len(self))))
-
-    def select(self, indices: Iterable[int]) -> TaggedExamples:
-        """The sentences at ``indices`` (0-based), in that order."""
-        indices = list(indices)
-
-        def pick(values: list[Any] | None) -> list[Any] | None:
-            return None if values is None else [values[i] for i in indices]
-
-        return TaggedExamples(
-            words=pick(self.words),
-            tags=pick(self.tags),
-            source=self.source,
-            rows=pick(self.rows),
-            texts=pick(self.texts),
-            spans=pick(self.spans),
-            line_per_word=self.line_per_word,
-            presplit=self.presplit,
-        )
-
-    def split(self, fraction: float, seed: int) -> tuple[TaggedExamples, TaggedExamples]:
-        """Hold out a random ``fraction`` of the sentences, deterministically for a seed.
-
-        Same rule as :meth:`tfft.data.TextExamples.split`: ``max(1, round(fraction * n))``
-        sentences are held out; both parts keep the source order.
-
-        Returns:
-            ``(rest, held_out)``.
-
-        Raises:
-            ConfigError: ``fraction`` is not in (0, 1), or too few sentences to leave at
-                least one on each side.
-        """
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ConfigError(
-                f"The held-out fraction must be between 0 and 1. Received: fraction={fraction!r}"
-            )
-        held = max(1, round(fraction * len(self)))
-        if held >= len(self):
-            raise ConfigError(
-                f"{self.source}: cannot hold out {fraction:g} of {len(self)} sentences and keep any "
-                f"to train on. Received: fraction={fraction!r}"
-            )
-        order = list(range(len(self)))
-        random.Random(seed).shuffle(order)
-        return self.select(sorted(order[held:])), self.select(sorted(order[:held]))
 
     def tag_counts(self) -> Counter:
         """How often each tag occurs (an empty Counter for unlabelled data)."""
@@ -377,7 +329,7 @@ def tag_ids(examples: TaggedExamples, tag_names: Sequence[str]) -> list[list[int
             if tag not in index:
                 raise DataError(
                     f"{examples.where(i, k)}: tag {tag!r} was never seen in training. "
-                    f"Known tags: {_listing(list(tag_names))}"
+                    f"Known tags: {listing(list(tag_names))}"
                 )
             row.append(index[tag])
         ids.append(row)
@@ -420,28 +372,19 @@ def read_tagged(
             and field).
         ConfigError: ``max_examples`` is not a positive integer, or ``file_format`` unknown.
     """
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
-    ):
-        raise ConfigError(
-            f"`max_examples` must be a positive integer or None. Received: max_examples={max_examples!r}"
-        )
+    check_max_examples(max_examples)
     path = Path(source)
     source = str(source)
-    suffix = f" ({option})" if option else ""
     if file_format is None:
         file_format = "jsonl" if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "conll"
     if file_format not in ("conll", "jsonl"):
         raise ConfigError(
             f"`format` must be conll or jsonl for tagged data. Received: format={file_format!r}"
         )
-    if not path.exists():
-        raise DataError(f"No such file: {source}{suffix}")
-    if path.is_dir():
-        raise DataError(f"{source} is a directory, not a data file{suffix}")
+    check_data_file(source, option)
     try:
         with path.open("rb") as handle:
-            lines = _decoded_lines(handle, source)
+            lines = decoded_lines(handle, source)
             if file_format == "conll":
                 sentences = _conll_sentences(lines, source, labelled, tag_column)
             else:
@@ -450,7 +393,7 @@ def read_tagged(
                 sentences, source, labelled, max_examples, line_per_word=file_format == "conll"
             )
     except OSError as e:
-        raise DataError(f"Cannot read {source}{suffix}: {e.strerror or e}") from e
+        raise cannot_read(source, option, e) from e
     logger.info("Read %d sentences from %s", len(examples), source)
     return examples
 
@@ -473,7 +416,7 @@ def _conll_sentences(
     for line_no, line in enumerate(lines, start=1):
         text = line.rstrip("\r\n")
         where = f"{source}:{line_no}"
-        _check_cell(text, "the line", where)
+        check_cell(text, "the line", where)
         fields = text.split("\t") if "\t" in text else text.split()
         fields = [value.strip() for value in fields]
         if not any(fields) or fields[0] == DOCSTART:
@@ -520,11 +463,7 @@ def _jsonl_sentences(
     lines: Iterator[str], source: str, labelled: bool, tokens_field: str, tags_field: str
 ) -> Iterator[Sentence]:
     """Yield ``(line, words, tags)`` for each object of a JSON Lines file."""
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{source}:{line_no}"
-        obj = _parse_json_object(line, where)
+    for line_no, where, obj in json_objects(lines, source):
         words = _string_list(obj, tokens_field, where, "word")
         tags = None
         if labelled:
@@ -542,7 +481,7 @@ def _jsonl_sentences(
 def _string_list(obj: dict[str, Any], key: str, where: str, noun: str) -> list[str]:
     """``obj[key]`` as a non-empty list of non-empty strings, or a DataError naming the field."""
     if key not in obj:
-        raise DataError(f"{where}: no field `{key}`. Keys found: {_listing(list(obj)) or '(none)'}")
+        raise DataError(f"{where}: no field `{key}`. Keys found: {listing(list(obj)) or '(none)'}")
     values = obj[key]
     if not isinstance(values, list):
         raise DataError(f"{where}: field `{key}` must be a list of strings, found {type(values).__name__}.")
@@ -558,7 +497,7 @@ def _string_list(obj: dict[str, Any], key: str, where: str, noun: str) -> list[s
         value = value.strip()
         if not value:
             raise DataError(f"{where}: field `{key}` item {k + 1} is empty; every {noun} needs text.")
-        _check_cell(value, f"field `{key}` item {k + 1}", where)
+        check_cell(value, f"field `{key}` item {k + 1}", where)
         out.append(value)
     return out
 

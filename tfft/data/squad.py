@@ -24,22 +24,30 @@ Formats:
 Contexts are kept exactly as they are (answer offsets index into them); questions are
 stripped. A ``.json`` file is read as SQuAD JSON unless it holds one JSON object per line.
 
-Example:
-    >>> examples = read_qa_examples("../shared/data/squad/train.json")  # doctest: +SKIP
-    >>> train, held_out = examples.split(0.2, seed=0)  # doctest: +SKIP  (whole articles)
+Example (a one-question SQuAD file):
+    >>> import json, tempfile
+    >>> answers = [{"text": "France", "answer_start": 12}]
+    >>> qa = {"id": "q1", "question": " Where is Paris? ", "answers": answers}
+    >>> paragraph = {"context": "Paris is in France.", "qas": [qa]}
+    >>> squad = {"data": [{"title": "Paris", "paragraphs": [paragraph]}]}
+    >>> path = tempfile.mkdtemp() + "/train.json"
+    >>> _ = open(path, "w").write(json.dumps(squad))
+    >>> examples = read_qa_examples(path)
+    >>> len(examples), examples.questions[0], examples.answers[0][0].text
+    (1, 'Where is Paris?', 'France')
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import logging
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tfft.data.checks import cannot_read, check_data_file, check_max_examples, without_bom
+from tfft.data.examples import Examples
 from tfft.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +76,7 @@ class Answer:
 
 
 @dataclass
-class QAExamples:
+class QAExamples(Examples):
     """Questions about contexts, with their reference answers and where each came from.
 
     Attributes:
@@ -83,7 +91,13 @@ class QAExamples:
         rows: Line number (JSON Lines) or 1-based question number (SQuAD JSON) of each example.
         locations: Where each example came from, as error messages name it
             (``PATH:LINE`` or ``PATH: data[0].paragraphs[3].qas[1]``).
+
+    ``len``, :meth:`~tfft.data.examples.Examples.take`, ``select`` and ``split`` come from
+    :class:`~tfft.data.examples.Examples`; :meth:`held_out_indices` makes ``split`` hold
+    out whole articles.
     """
+
+    row_fields = ("questions", "contexts", "answers", "ids", "articles", "rows", "locations")
 
     questions: list[str]
     contexts: list[str]
@@ -94,17 +108,6 @@ class QAExamples:
     rows: list[int]
     locations: list[str]
 
-    def __post_init__(self) -> None:
-        for name in ("contexts", "answers", "ids", "articles", "rows", "locations"):
-            values = getattr(self, name)
-            if values is not None and len(values) != len(self.questions):
-                raise ValueError(
-                    f"QAExamples: {name} has {len(values)} items but questions has {len(self.questions)}."
-                )
-
-    def __len__(self) -> int:
-        return len(self.questions)
-
     @property
     def labelled(self) -> bool:
         """Whether the examples carry reference answers."""
@@ -114,56 +117,26 @@ class QAExamples:
         """The location of example ``index`` with its id, for error messages."""
         return f"{self.locations[index]} (id {self.ids[index]!r})"
 
-    def take(self, n: int) -> QAExamples:
-        """Return the first ``n`` examples (all of them if there are fewer).
-
-        Raises:
-            ConfigError: ``n`` is negative.
-        """
-        if n < 0:
-            raise ConfigError(f"Cannot take a negative number of examples. Received: n={n}")
-        return self.select(range(min(n, len(self))))
-
-    def select(self, indices: Sequence[int]) -> QAExamples:
-        """Return the examples at ``indices`` (0-based), in that order."""
-
-        def pick(values: list[Any] | None) -> list[Any] | None:
-            return None if values is None else [values[i] for i in indices]
-
-        return QAExamples(
-            questions=pick(self.questions),
-            contexts=pick(self.contexts),
-            answers=pick(self.answers),
-            ids=pick(self.ids),
-            articles=pick(self.articles),
-            source=self.source,
-            rows=pick(self.rows),
-            locations=pick(self.locations),
-        )
-
-    def split(self, fraction: float, seed: int) -> tuple[QAExamples, QAExamples]:
+    def held_out_indices(self, fraction: float, seed: int) -> list[int]:
         """Hold out whole articles, about ``fraction`` of the questions, deterministically.
 
-        Questions about the same article never end up on both sides (their contexts overlap
-        in vocabulary and facts, so a split by question would overstate held-out scores).
-        Articles are visited in an order shuffled with ``seed``; each is held out when that
-        brings the held-out share of questions closer to ``fraction`` (the first one always
-        is). Both parts keep the order of the source.
+        Used by :meth:`~tfft.data.examples.Examples.split`. Questions about the same article
+        never end up on both sides (their contexts overlap in vocabulary and facts, so a
+        split by question would overstate held-out scores). Articles are visited in an order
+        shuffled with ``seed``; each is held out when that brings the held-out share of
+        questions closer to ``fraction`` (the first one always is). Both parts keep the
+        order of the source.
 
         Args:
             fraction: Share of questions to hold out, strictly between 0 and 1.
             seed: Seed of the shuffle; the same seed always picks the same articles.
 
         Returns:
-            ``(rest, held_out)``.
+            The positions of the questions about the held-out articles, ascending.
 
         Raises:
-            ConfigError: ``fraction`` is not in (0, 1), or there are fewer than two articles.
+            ConfigError: There are fewer than two articles.
         """
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ConfigError(
-                f"The held-out fraction must be between 0 and 1. Received: fraction={fraction!r}"
-            )
         sizes: dict[str, int] = {}
         for article in self.articles:
             sizes[article] = sizes.get(article, 0) + 1
@@ -182,7 +155,6 @@ class QAExamples:
             if not held or abs(count + sizes[article] - target) < abs(count - target):
                 held.add(article)
                 count += sizes[article]
-        rest = [i for i, article in enumerate(self.articles) if article not in held]
         held_out = [i for i, article in enumerate(self.articles) if article in held]
         logger.info(
             "Held out %d of %d articles (%d of %d questions) from %s",
@@ -192,7 +164,7 @@ class QAExamples:
             len(self),
             self.source,
         )
-        return self.select(rest), self.select(held_out)
+        return held_out
 
     def article_names(self) -> list[str]:
         """The distinct articles, in source order."""
@@ -236,12 +208,7 @@ def read_qa_examples(
             the message names the file, the record and the field.
         ConfigError: ``format`` or ``max_examples`` is invalid, or two field names coincide.
     """
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
-    ):
-        raise ConfigError(
-            f"`max_examples` must be a positive integer or None. Received: max_examples={max_examples!r}"
-        )
+    check_max_examples(max_examples)
     if format is not None and format not in QA_FORMATS:
         raise ConfigError(
             f"Question answering reads the formats {', '.join(QA_FORMATS)}. Received: format={format!r}"
@@ -261,15 +228,11 @@ def read_qa_examples(
         )
     path = Path(source)
     source = str(source)
-    suffix = f" ({option})" if option else ""
-    if not path.exists():
-        raise DataError(f"No such file: {source}{suffix}")
-    if path.is_dir():
-        raise DataError(f"{source} is a directory, not a data file{suffix}")
+    check_data_file(source, option)
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise DataError(f"Cannot read {source}{suffix}: {e.strerror or e}") from e
+        raise cannot_read(source, option, e) from e
     text = _decode(raw, source)
     if not text.strip():
         raise DataError(
@@ -297,12 +260,7 @@ def _decode(raw: bytes, source: str) -> str:
     Raises:
         DataError: The bytes are not UTF-8 (the message gives the line and byte).
     """
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise DataError(
-            f"{source}:1: the file is UTF-16 encoded (it starts with a UTF-16 byte order mark); "
-            "save it as UTF-8."
-        )
-    raw = raw.removeprefix(codecs.BOM_UTF8)
+    raw = without_bom(raw, source)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

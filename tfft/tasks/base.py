@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
-from tfft.errors import ConfigError
-
 if TYPE_CHECKING:
     from tfft.backbones import Backbone
     from tfft.config import RunConfig
@@ -61,6 +59,10 @@ class Task:
         ``option`` names the command-line option in error messages.
         """
         raise NotImplementedError
+
+    def has_train_data(self, config: RunConfig) -> bool:
+        """Whether ``config`` names training data (``--train``; a task may know other ways)."""
+        return bool(config.data.train)
 
     def split(self, examples, fraction: float, seed: int):
         """``(rest, held_out)`` for ``--eval-split``."""
@@ -138,9 +140,3 @@ class Task:
             for key, value in metrics.items()
             if key in self.headline
         ]
-
-
-def check_no_options(task: str, options: dict[str, Any]) -> None:
-    """Reject :func:`tfft.build_model` keyword arguments a task does not take."""
-    if options:
-        raise ConfigError(f"task={task!r} takes no option(s) {', '.join(sorted(options))}.")

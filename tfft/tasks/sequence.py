@@ -5,17 +5,18 @@ features into one vector, put a dense head on it, and serve ``text[, text_pair]`
 task-level answers out. A subclass says how raw labels become targets, what the head
 outputs, how outputs become answers (:meth:`SequenceTask.answers`, run in the serving
 graph and for in-memory evaluation alike) and how answers are scored.
+:func:`label_names_from_args` and :func:`per_name_lines` are helpers the subclasses share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tfft.data import TableSpec, TextExamples, read_examples
-from tfft.errors import DataError
+from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
 from tfft.preprocess import text_dataset, token_dataset
 from tfft.tasks.base import Task
@@ -185,6 +186,59 @@ def _numpy(value: tf.Tensor) -> np.ndarray:
     if array.dtype == object:
         return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array
     return array
+
+
+def label_names_from_args(
+    label_names: Sequence[str] | None,
+    num_labels: int | None,
+    *,
+    minimum: int = 1,
+    default_names: Callable[[int], list[str]] | None = None,
+    counting: str = "",
+) -> list[str]:
+    """The output names of a :func:`tfft.build_model` call: ``label_names``, or names made up
+    for ``num_labels`` outputs.
+
+    Args:
+        label_names: The names given, if any.
+        num_labels: The number of outputs given, if any; must match ``label_names``.
+        minimum: The fewest outputs ``num_labels`` may ask for.
+        default_names: ``count -> names`` when only ``num_labels`` is given; default
+            ``"0"``, ``"1"``, ...
+        counting: What ``num_labels`` counts, for the message, e.g. ``" (the number of targets)"``.
+
+    Raises:
+        ConfigError: ``num_labels`` is missing or too small without ``label_names``, or
+            does not match them.
+
+    >>> label_names_from_args(None, 3)
+    ['0', '1', '2']
+    >>> label_names_from_args(["a", "b"], 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tfft.errors.ConfigError: `num_labels` (3) does not match `label_names` (2 names). Received: ...
+    """
+    if label_names is None:
+        if num_labels is None or isinstance(num_labels, bool) or num_labels < minimum:
+            raise ConfigError(
+                f"`num_labels`{counting} must be at least {minimum}. Received: num_labels={num_labels!r}"
+            )
+        return default_names(num_labels) if default_names else [str(index) for index in range(num_labels)]
+    if num_labels is not None and num_labels != len(label_names):
+        raise ConfigError(
+            f"`num_labels` ({num_labels}) does not match `label_names` ({len(label_names)} names). "
+            f"Received: label_names={list(label_names)!r}"
+        )
+    return list(label_names)
+
+
+def per_name_lines(per_name: dict[str, dict]) -> list[str]:
+    """``tfft evaluate`` lines of per-class (or per-label) precision, recall, F1 and support."""
+    return [
+        f"  {name:<12} precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
+        f"f1 {scores['f1']:.4f}  support {scores['support']}"
+        for name, scores in per_name.items()
+    ]
 
 
 class SequenceServing(tf.Module):

@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 import tfft
 from tfft.errors import ConfigError

@@ -160,6 +160,7 @@ def test_export_name_goes_under_the_root(tmp_path):
 
 def test_cli_rejects_escaping_name(tiny_bert_dir, tiny_sentiment, tmp_path):
     from click.testing import CliRunner
+
     from tfft_cli.main import cli
 
     result = CliRunner().invoke(

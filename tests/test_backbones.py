@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 import transformers
-from conftest import write_tiny_roberta
+from helpers import write_tiny_roberta
 
 import tfft
 from tfft.errors import BackboneError
@@ -65,7 +65,7 @@ def test_roberta_trains_and_exports_token_id_signature(tmp_path):
 
 
 def test_mpnet_wordpiece_with_its_own_special_tokens_exports_raw_text(tmp_path):
-    from conftest import tiny_vocab
+    from helpers import tiny_vocab
 
     folder = tmp_path / "mpnet"
     folder.mkdir()

@@ -1,8 +1,7 @@
-"""Runtime (strategy, precision, XLA, determinism), configuration files, and the API docstring."""
+"""Runtime: strategy, precision, XLA and determinism (tfft/execution.py), seen from a run."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import subprocess
 import sys
@@ -10,10 +9,10 @@ import textwrap
 
 import pytest
 import tensorflow as tf
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 import tfft
-from tfft.config import DataConfig, RunConfig, RuntimeConfig, TrainConfig, load_config
+from tfft.config import RuntimeConfig
 from tfft.errors import ConfigError
 from tfft.execution import cpu_supports_bfloat16
 from tfft.keras import keras
@@ -59,33 +58,6 @@ def test_multi_worker_needs_tf_config(monkeypatch):
             pass
 
 
-def test_config_validation_names_the_option():
-    with pytest.raises(ConfigError, match=r"`precision` must be one of .* Received: precision='half'"):
-        RuntimeConfig(precision="half")
-    with pytest.raises(ConfigError, match="batch_size"):
-        TrainConfig(batch_size=0)
-    with pytest.raises(ConfigError, match="max_length"):
-        DataConfig(max_length=2)
-
-
-def test_yaml_config_roundtrip_and_unknown_keys(tmp_path):
-    path = tmp_path / "run.yaml"
-    RunConfig(train=TrainConfig(epochs=5)).save(path)
-    assert load_config(path).train.epochs == 5
-    assert load_config(path, {"train.epochs": 1, "train.seed": None}).train.epochs == 1
-    path.write_text("train:\n  epoch: 3\n")
-    with pytest.raises(ConfigError, match="unknown key\\(s\\) epoch in section `train`"):
-        load_config(path)
-    path.write_text("trian:\n  epochs: 3\n")
-    with pytest.raises(ConfigError, match="unknown section `trian`"):
-        load_config(path)
-    path.write_text("train: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(path)
-    with pytest.raises(ConfigError, match="No such configuration file"):
-        load_config(tmp_path / "missing.yaml")
-
-
 def test_same_seed_same_metrics(tiny_bert_dir, tiny_sentiment, tmp_path):
     def once(name):
         config = tiny_run_config(
@@ -108,14 +80,6 @@ def test_same_seed_same_metrics(tiny_bert_dir, tiny_sentiment, tmp_path):
     assert first.history == second.history
     assert first.metrics["accuracy"] == second.metrics["accuracy"]
     assert first.export_path is None  # no --export-dir: nothing exported
-
-
-def test_build_model_docstring_example_runs():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in finder.find(tfft.model.build_model, "build_model", globs={}):
-        runner.run(test)
-    assert runner.failures == 0 and runner.tries > 5
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfft.tasks.classify import MacroF1, classification_loss, classification_metrics
+from tfft.losses import classification_loss
+from tfft.tasks.classify.metrics import MacroF1, classification_metrics
 
 
 def test_filler_rows_do_not_shrink_the_loss():

@@ -86,7 +86,7 @@ def test_export_to_unwritable_folder_is_a_clear_error(tiny_bert_dir, tmp_path):
 
 @pytest.mark.parametrize("model_type", ["distilbert", "electra", "albert"])
 def test_other_encoder_families(tmp_path, model_type):
-    from conftest import write_tiny_bert
+    from helpers import write_tiny_bert
 
     folder = write_tiny_bert(tmp_path / model_type, model_type=model_type)
     model = tfft.build_model(hf_model=str(folder), label_names=["neg", "pos"])

@@ -1,0 +1,364 @@
+"""Test helpers: tiny random models written on the spot (no network), paths, run configs.
+
+Tests import what they need from here (``from helpers import write_tiny_bert``);
+``conftest.py`` turns the common ones into session fixtures.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+WORDS = [
+    "the",
+    "movie",
+    "film",
+    "good",
+    "great",
+    "bad",
+    "awful",
+    "fun",
+    "boring",
+    "is",
+    "was",
+    "not",
+    "very",
+    "and",
+    "plot",
+    "actors",
+    "love",
+    "hate",
+    "it",
+    "this",
+    "cafe",
+    "day",
+    "night",
+]
+
+
+def tiny_vocab() -> list[str]:
+    """Special tokens, punctuation, letters and ##letters (so any ASCII word tokenizes), a few words."""
+    letters = list(string.ascii_lowercase) + list(string.digits)
+    punctuation = list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+    return (
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        + punctuation
+        + letters
+        + [f"##{c}" for c in letters]
+        + WORDS
+    )
+
+
+def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16, layers: int = 2) -> Path:
+    """A tiny random BERT-family TF checkpoint with a WordPiece tokenizer, saved like a real one."""
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = tiny_vocab()
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    common = dict(vocab_size=len(vocab), max_position_embeddings=128)
+    if model_type == "bert":
+        tokenizer = transformers.BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
+        config = transformers.BertConfig(
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            **common,
+        )
+        model = transformers.TFBertModel(config)
+    elif model_type == "distilbert":
+        tokenizer = transformers.DistilBertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
+        config = transformers.DistilBertConfig(
+            dim=hidden, n_layers=layers, n_heads=2, hidden_dim=32, **common
+        )
+        model = transformers.TFDistilBertModel(config)
+    elif model_type == "electra":
+        tokenizer = transformers.ElectraTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
+        config = transformers.ElectraConfig(
+            embedding_size=hidden,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            **common,
+        )
+        model = transformers.TFElectraModel(config)
+    elif model_type == "albert":
+        tokenizer = transformers.AlbertTokenizerFast(vocab_file=str(write_tiny_spiece(folder)))
+        config = transformers.AlbertConfig(
+            vocab_size=tokenizer.vocab_size,
+            embedding_size=hidden,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=128,
+        )
+        model = transformers.TFAlbertModel(config)
+    else:
+        raise ValueError(model_type)
+    tokenizer.save_pretrained(str(folder))
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def write_tiny_roberta(folder: Path) -> Path:
+    """A tiny random RoBERTa with a byte-level BPE vocabulary of single characters (no merges)."""
+    import json
+
+    import transformers
+
+    from tfft.keras import keras  # noqa: F401  (tf_keras before transformers' TF classes)
+
+    vocab = {
+        "<s>": 0,
+        "<pad>": 1,
+        "</s>": 2,
+        "<unk>": 3,
+        "<mask>": 4,
+        **{c: i + 5 for i, c in enumerate("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,!Ġ")},
+    }
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    transformers.RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(
+        str(folder)
+    )
+    config = transformers.RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+    )
+    model = transformers.TFRobertaModel(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def write_tiny_spiece(folder: Path) -> Path:
+    """A tiny ALBERT-style SentencePiece model trained on the spot (needs `sentencepiece`)."""
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece is needed to build a tiny ALBERT")
+    corpus = [
+        "the movie was good",
+        "the film was awful",
+        "great fun, love it",
+        "boring plot",
+        "hello world",
+        "Café déjà vu naïve façade",
+        "it's a quoted thing",
+        "UPPER lower MiXeD",
+        "numbers 3.14 and $5",
+    ] * 20
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=60,
+        model_type="unigram",
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    return folder / "spiece.model"
+
+
+def tiny_run_config(model_dir: Path, data: dict, settings: dict | None = None):
+    """A run configuration on the tiny model and sentiment data; ``settings`` override it."""
+    from tfft.config import load_config
+
+    base = {
+        "model.hf_model": str(model_dir),
+        "data.train": str(data["train"]),
+        "data.text_column": "sentence",
+    }
+    return load_config(
+        None, {**base, **{key: str(v) if isinstance(v, Path) else v for key, v in (settings or {}).items()}}
+    )
+
+
+def write_tiny_text_embedding(folder: Path, dim: int = 8) -> Path:
+    """A TF Hub-style text-embedding SavedModel (strings in, vectors out), like nnlm."""
+    import tensorflow as tf
+
+    words = sorted(set(WORDS))
+
+    class TextEmbedding(tf.Module):
+        def __init__(self):
+            super().__init__()
+            init = tf.lookup.KeyValueTensorInitializer(
+                tf.constant(words), tf.range(len(words), dtype=tf.int64)
+            )
+            self.table = tf.lookup.StaticVocabularyTable(init, num_oov_buckets=1)
+            self.embeddings = tf.Variable(tf.random.stateless_normal([len(words) + 1, dim], seed=[1, 2]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def __call__(self, sentences):
+            tokens = tf.strings.split(tf.strings.lower(sentences))
+            vectors = tf.ragged.map_flat_values(
+                tf.nn.embedding_lookup, self.embeddings, self.table.lookup(tokens)
+            )
+            return tf.reduce_mean(vectors, axis=1)
+
+    module = TextEmbedding()
+    module.trainable_variables_list = [module.embeddings]
+    tf.saved_model.save(module, str(folder))
+    return folder
+
+
+# --- tiny encoder-decoders (summarize / translate) -------------------------------------------
+
+#: a toy English -> German parallel corpus; the tiny T5 and BART vocabularies are trained on it
+ENGLISH = ["the movie was good", "the film was bad", "fun night", "the plot is great", "bad day", "good fun"]
+GERMAN = [
+    "der Film war gut",
+    "der Film war schlecht",
+    "Spaß Nacht",
+    "die Handlung ist toll",
+    "schlecht Tag",
+    "gut Spaß",
+]
+GERMAN_WORDS = [
+    "der",
+    "die",
+    "Film",
+    "war",
+    "gut",
+    "schlecht",
+    "Spaß",
+    "Nacht",
+    "Handlung",
+    "ist",
+    "toll",
+    "Tag",
+]
+
+#: the sizes of the tiny BART-family models (BART, Marian)
+TINY_BART_DIMS = dict(
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+    max_position_embeddings=64,
+)
+
+
+def save_random_model(model_class, config, folder: Path) -> Path:
+    """Build a randomly initialized Hugging Face TF model of ``config`` and save it in ``folder``."""
+    model = model_class(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def write_german_bert(folder: Path) -> Path:
+    """A tiny cased BERT with its own (German) WordPiece vocabulary: the decoder checkpoint."""
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = list(string.ascii_letters) + ["ß", "ä", "ö", "ü"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "?"]
+    vocab += letters + [f"##{c}" for c in letters] + GERMAN_WORDS
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = transformers.BertTokenizerFast(
+        str(folder / "vocab.txt"), do_lower_case=False, strip_accents=False
+    )
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    return save_random_model(transformers.TFBertModel, config, folder)
+
+
+def write_tiny_t5(folder: Path) -> Path:
+    """A tiny random T5 with a SentencePiece vocabulary trained on the spot (T5 id layout)."""
+    spm = pytest.importorskip("sentencepiece")
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = (
+        [f"summarize: {e}" for e in ENGLISH] + GERMAN + ["a short summary", "the end", string.ascii_letters]
+    )
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus * 20),
+        model_prefix=str(folder / "spiece"),
+        vocab_size=60,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
+    tokenizer = transformers.T5TokenizerFast(vocab_file=str(folder / "spiece.model"), extra_ids=0)
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.T5Config(
+        vocab_size=tokenizer.vocab_size,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+    )
+    return save_random_model(transformers.TFT5ForConditionalGeneration, config, folder)
+
+
+def write_tiny_bart(folder: Path) -> Path:
+    """A tiny random BART with a byte-level BPE vocabulary (no in-graph tokenizer)."""
+    import transformers
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        ENGLISH * 10,
+        vocab_size=300,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    bpe.save_model(str(folder))
+    tokenizer = transformers.BartTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.BartConfig(vocab_size=len(tokenizer), **TINY_BART_DIMS)
+    return save_random_model(transformers.TFBartForConditionalGeneration, config, folder)
+
+
+def write_tiny_marian(folder: Path) -> Path:
+    """A tiny random Marian (scaled embeddings, forced end token) on the tiny T5's vocabulary."""
+    import transformers
+
+    write_tiny_t5(folder)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    config = transformers.MarianConfig(
+        vocab_size=tokenizer.vocab_size,
+        **TINY_BART_DIMS,
+        scale_embedding=True,
+        pad_token_id=0,
+        eos_token_id=1,
+        forced_eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return save_random_model(transformers.TFMarianMTModel, config, folder)
