@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from tfft_cli.options import GroupedCommand, overrides, with_config_options
+from tfft_cli.reports import inspect, slice_lines, slice_options
 
 EXAMPLE_FIT = """
 \b
@@ -110,6 +111,7 @@ def _reading_config(model, options: dict):
 Examples:
   tfft evaluate saved_models/sst2 --data dev.tsv --text-column sentence --label-column label
   tfft evaluate saved_models/sst2/3 --data dev.jsonl --json
+  tfft evaluate saved_models/sst2 --data dev.tsv --slice-column source --slice-by length --slice-by label
 """,
 )
 @click.argument("model_dir", type=click.Path())
@@ -119,21 +121,30 @@ Examples:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--max-examples", type=int, default=None, help="Use only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@slice_options
 @with_config_options("evaluate")
 @handle_errors
-def evaluate(model_dir, data, batch_size, max_examples, as_json, **options):
+def evaluate(model_dir, data, batch_size, max_examples, as_json, slice_columns, slice_by, **options):
     """Metrics of an exported model (MODEL_DIR: version, model or run folder) on labelled data."""
     from tfft.pipeline import ExportedModel, run_evaluate
 
     model = ExportedModel(model_dir)
     config = _reading_config(model, options)
-    metrics = run_evaluate(model, data, config, batch_size=batch_size, max_examples=max_examples)
+    metrics = run_evaluate(
+        model,
+        data,
+        config,
+        batch_size=batch_size,
+        max_examples=max_examples,
+        slice_columns=slice_columns,
+        slice_by=slice_by,
+    )
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
     click.echo(f"model     {metrics['model']}")
     click.echo(f"data      {metrics['data']} ({metrics['examples']} examples)")
-    for line in model.task.format_metrics(metrics):
+    for line in model.task.format_metrics(metrics) + slice_lines(metrics):
         click.echo(line)
 
 
@@ -235,6 +246,8 @@ def convert_hub(hf_model, output_dir, seq_length, overwrite):
     )
     click.echo(json.dumps({"encoder": str(result.encoder_dir), "preprocess": str(result.preprocess_dir)}))
 
+
+cli.add_command(inspect)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -50,6 +50,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 #: prefix of an export being written (see :mod:`tfft.export`); never a model name
 STAGING_PREFIX = ".tmp-"
+#: layer roles ``--lora-targets`` names (see :mod:`tfft.backbones.lora` for each family's layers)
+LORA_ROLES = ("query", "key", "value", "attention_output", "intermediate", "output")
 
 
 def _at_least_8(name: str, value: int) -> None:
@@ -89,6 +91,96 @@ class DataConfig:
         check_fields(self)
 
 
+def lora_roles(name: str, value: str) -> tuple[str, ...]:
+    """Comma-separated layer roles among :data:`LORA_ROLES`, at least one, as a tuple.
+
+    Raises:
+        ConfigError: an empty list or an unknown role (the message names the known ones).
+    """
+    roles = tuple(dict.fromkeys(role.strip() for role in str(value).split(",")))
+    unknown = [role for role in roles if role not in LORA_ROLES]
+    if not roles or unknown:
+        raise ConfigError(
+            f"`{name}` must be comma-separated layer roles among {', '.join(LORA_ROLES)}. "
+            f"Received: {name}={value!r}"
+        )
+    return roles
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (LoRA) on a Hugging Face backbone; see :mod:`tfft.backbones.lora`.
+
+    Each targeted projection ``y = W x + b`` becomes ``y = W x + b + (alpha / rank) B A dropout(x)``
+    with ``A`` random and ``B`` zero, so the model starts equal to the base; the backbone is frozen.
+    """
+
+    rank: int = option(8, "Rank r of the adapters.", check=positive)
+    alpha: float = option(16.0, "LoRA scale alpha (the update is scaled by alpha / rank).", check=positive)
+    dropout: float = option(0.0, "Dropout on the LoRA adapters' input.", check=fraction)
+    targets: str = option(
+        "query,value", f"Comma-separated layer roles LoRA adapts: {', '.join(LORA_ROLES)}.", check=lora_roles
+    )
+
+    def __post_init__(self):
+        check_fields(self)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The targeted roles, in the order given."""
+        return lora_roles("lora_targets", self.targets)
+
+    @property
+    def scale(self) -> float:
+        """``alpha / rank``, the factor of the adapters' update."""
+        return self.alpha / self.rank
+
+    @classmethod
+    def of(cls, value: LoraConfig | Mapping[str, Any] | None) -> LoraConfig | None:
+        """A :class:`LoraConfig` from itself, a mapping (``{"rank": 8, ...}``) or None (no LoRA).
+
+        Raises:
+            ConfigError: a key that is no LoRA setting, or a value out of range.
+        """
+        if value is None or isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"`lora` must be a LoraConfig, a dict or None. Received: lora={value!r}")
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ConfigError(f"`lora` takes no key(s) {', '.join(unknown)}. Known: {', '.join(known)}")
+        return cls(**value)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def check_one_way_to_freeze(
+    freeze_backbone: bool, train_top_layers: int | None, lora_rank: int | None
+) -> None:
+    """``freeze_backbone``, ``train_top_layers`` and LoRA (which freezes the backbone too)
+    exclude each other.
+
+    Raises:
+        ConfigError: more than one of them is given.
+    """
+    given = {"freeze_backbone": freeze_backbone or None, "train_top_layers": train_top_layers}
+    given["lora_rank"] = lora_rank
+    given = {name: value for name, value in given.items() if value is not None}
+    if len(given) > 1:
+        received = ", ".join(f"{name}={value!r}" for name, value in given.items())
+        raise ConfigError(
+            f"Give only one of --freeze-backbone, --train-top-layers and --lora-rank. Received: {received}"
+        )
+
+
+def _lora_field(name: str) -> Any:
+    """ModelConfig's ``lora_<name>`` field: :class:`LoraConfig`'s ``<name>``, declared once there."""
+    field = next(field for field in dataclasses.fields(LoraConfig) if field.name == name)
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The backbone and the task head."""
@@ -103,10 +195,34 @@ class ModelConfig:
     task: str = option("classify", "The task (see the task sections below).")
     pooling: str = option("auto", "Pooling of the backbone's features for sequence tasks.", choices=POOLINGS)
     dropout: float = option(0.1, "Dropout before the head.", check=fraction)
+    freeze_backbone: bool = option(False, "Train the task head only; the backbone's weights stay as loaded.")
+    train_top_layers: int | None = option(
+        None,
+        "Train the head and the top N transformer layers only (embeddings and lower layers frozen).",
+        check=positive,
+    )
+    lora_rank: int | None = option(
+        None, "Train low-rank adapters (LoRA) of this rank on a frozen --hf-model backbone.", check=positive
+    )
+    lora_alpha: float = _lora_field("alpha")
+    lora_dropout: float = _lora_field("dropout")
+    lora_targets: str = _lora_field("targets")
 
     def __post_init__(self):
         check_fields(self)
         options_class(self.task)  # a known task
+        check_one_way_to_freeze(self.freeze_backbone, self.train_top_layers, self.lora_rank)
+        if self.lora_rank is not None and self.hub_url:
+            raise ConfigError(
+                "LoRA (--lora-rank) works on --hf-model backbones only; TF Hub SavedModels (--hub-url) "
+                f"are not supported. Received: lora_rank={self.lora_rank!r}, hub_url={self.hub_url!r}"
+            )
+
+    def lora(self) -> LoraConfig | None:
+        """The LoRA settings, or None when ``lora_rank`` is unset (no LoRA)."""
+        if self.lora_rank is None:
+            return None
+        return LoraConfig(self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets)
 
     def check_source(self) -> None:
         """Exactly one backbone source must be given."""
@@ -140,6 +256,11 @@ class TrainConfig:
     )
     seed: int = option(42, "Random seed.")
     steps_per_execution: int = option(1, "Train steps per tf.function call.", check=positive)
+    grad_accum_steps: int = option(
+        1,
+        "Sum the gradients of K batches of --batch-size per optimizer update (effective batch: K x that).",
+        check=positive,
+    )
     backup_every_steps: int | None = option(
         None, "Back up the training state every N steps (default: every epoch), for resuming.", check=positive
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfft.backbones.lora import lora_of, merged_lora
 from tfft.config import STAGING_PREFIX
 from tfft.errors import ExportError
 from tfft.model import spec_of
@@ -78,9 +79,10 @@ def export_saved_model(
     except OSError as error:
         raise ExportError(f"Cannot write the export folder {export_dir}: {error.strerror or error}") from None
     try:
-        serving = spec.task_object.serving(model, max_length)
-        signatures = serving.signatures()
-        tf.saved_model.save(serving, str(staging), signatures=signatures)
+        with merged_lora(model):  # LoRA adapters folded into the kernels: the base model's graph
+            serving = spec.task_object.serving(model, max_length)
+            signatures = serving.signatures()
+            tf.saved_model.save(serving, str(staging), signatures=signatures)
         encoder = spec.backbone.encoder
         metadata = {
             "format": "tfft-export/1",
@@ -93,6 +95,7 @@ def export_saved_model(
             "in_graph_tokenizer": bool(serving.in_graph_tokenizer),
             "signatures": sorted(signatures),
             "backbone": {k: v for k, v in spec.backbone.describe().items() if k != "config"},
+            **({"lora": {**lora.to_dict(), "merged": True}} if (lora := lora_of(model)) else {}),
             **(extra or {}),
         }
         extra_dir = staging / "assets.extra"

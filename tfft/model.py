@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tfft.backbones import Backbone, load_backbone
+from tfft.backbones.freezing import freeze
+from tfft.backbones.lora import apply_lora
+from tfft.config import LoraConfig, check_one_way_to_freeze
 from tfft.errors import ConfigError
 from tfft.keras import keras
 from tfft.tasks import get_task
@@ -42,6 +45,9 @@ def build_model(
     pooling: str = "auto",
     dropout: float = 0.1,
     settings: dict | None = None,
+    freeze_backbone: bool = False,
+    train_top_layers: int | None = None,
+    lora: LoraConfig | Mapping | None = None,
     **task_options,
 ) -> keras.Model:
     """Build a tf_keras model: a pretrained backbone with a task head.
@@ -59,6 +65,12 @@ def build_model(
         dropout: dropout before the head.
         settings: complete task settings (as saved in a run folder's ``task.json``);
             replaces ``num_labels``, ``label_names`` and ``task_options``.
+        freeze_backbone: train the head only (see :mod:`tfft.backbones.freezing`).
+        train_top_layers: train the head and the top N transformer layers only.
+        lora: train low-rank adapters on a frozen Hugging Face backbone: a
+            :class:`tfft.config.LoraConfig` or a dict of its fields, e.g.
+            ``dict(rank=8, alpha=16, dropout=0.0, targets="query,value")``; None (default)
+            fine-tunes every weight. See :mod:`tfft.backbones.lora`.
         **task_options: the task's own options, e.g. ``threshold=0.5`` for ``multilabel``.
 
     Returns:
@@ -91,12 +103,19 @@ def build_model(
     '1'
     """
     task_object = get_task(task)
+    lora = LoraConfig.of(lora)
+    check_one_way_to_freeze(freeze_backbone, train_top_layers, None if lora is None else lora.rank)
     if settings is None:
         settings = task_object.settings_from_args(label_names, num_labels, task_options)
     elif label_names is not None or num_labels is not None or task_options:
         raise ConfigError("Give `settings` or `num_labels`/`label_names`/task options, not both.")
     if task_object.build is not None:
-        return task_object.build(
+        if freeze_backbone or train_top_layers is not None:
+            raise ConfigError(
+                f"--freeze-backbone and --train-top-layers are not supported for --task {task}. "
+                f"Received: freeze_backbone={freeze_backbone!r}, train_top_layers={train_top_layers!r}"
+            )
+        model = task_object.build(
             hf_model=hf_model,
             hub_url=hub_url,
             hub_preprocess_url=hub_preprocess_url,
@@ -107,6 +126,9 @@ def build_model(
             pooling=pooling,
             dropout=dropout,
         )
+        if lora is not None:  # the task built every weight: adapt them
+            apply_lora(model.tfft_spec.backbone, lora)
+        return model
     if backbone is None:
         backbone = load_backbone(
             hf_model=hf_model,
@@ -117,10 +139,14 @@ def build_model(
     elif hf_model or hub_url:
         raise ConfigError("Give either `backbone` or `hf_model`/`hub_url`, not both.")
 
+    if lora is not None:
+        apply_lora(backbone, lora)
     pooling = backbone.resolve_pooling(pooling)
     inputs = backbone.inputs(pair)
     outputs = task_object.head(backbone, inputs, settings, pooling, dropout)
     model = keras.Model(inputs=inputs, outputs=outputs, name=f"tfft_{task}")
+    if freeze_backbone or train_top_layers is not None:
+        freeze(backbone, pooling, freeze_backbone=freeze_backbone, train_top_layers=train_top_layers)
     model.tfft_spec = ModelSpec(task, tuple(settings.get("labels", ())), pair, pooling, backbone, settings)
     return model
 

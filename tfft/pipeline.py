@@ -18,13 +18,17 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfft.backbones.freezing import parameter_counts
+from tfft.backbones.lora import write_adapter_file
 from tfft.config import RunConfig, load_config
+from tfft.data import TextExamples
 from tfft.errors import ConfigError, ExportError
 from tfft.execution import runtime
 from tfft.export import export_saved_model
 from tfft.exported import ExportedClassifier, ExportedModel  # noqa: F401 - public names
 from tfft.keras import keras
 from tfft.model import build_model
+from tfft.reports.data import data_report
 from tfft.tasks import get_task
 from tfft.train import fit
 
@@ -139,15 +143,20 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         if settings.get("labels"):
             (run_dir / "labels.json").write_text(json.dumps({"names": list(settings["labels"])}, indent=2))
         logger.info("Run folder: %s", run_dir)
+        _check_accumulation(config, chosen.replicas)
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
             model = _build(config, settings)
+        parameters = parameter_counts(model)
+        logger.info("Parameters: %s trainable of %s", *(f"{parameters[k]:,}" for k in ("trainable", "total")))
         xla = chosen.xla
         if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
             xla = False
             logger.info(
                 "XLA is off by default for %s backbones (--xla turns it on).", model.tfft_spec.backbone.kind
             )
+        if chosen.is_chief:
+            _write_data_report(run_dir, train, evaluation, config, model)
         train_data = _dataset(model, train, config, training=True)
         eval_data = None if evaluation is None else _dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
@@ -163,6 +172,8 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
             callbacks=callbacks,
         )
         train_seconds = time.perf_counter() - started
+        if config.model.lora_rank is not None and chosen.is_chief:
+            logger.info("LoRA adapters and head saved to %s", write_adapter_file(model, run_dir))
         metrics = {}
         if evaluation is not None:
             metrics = task.evaluate_model(model, evaluation, config)
@@ -186,12 +197,31 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         "eval_examples": 0 if evaluation is None else len(evaluation),
         "train_seconds": round(train_seconds, 1),
         "optimizer_steps": history.optimizer_steps,
+        "parameters": parameters,
         "steps_per_epoch": steps_per_epoch,
         "eval": metrics,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return FitResult(run_dir, export_path, metrics, summary["history"])
+
+
+def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, model) -> None:
+    """``data_report.json`` (:mod:`tfft.reports.data`), lengths in the model's tokens when
+    it has a tokenizer and reads tables; one log line per finding."""
+    encoder = getattr(getattr(model.tfft_spec, "backbone", None), "encoder", None)
+    count_tokens = None
+    if encoder is not None and isinstance(train, TextExamples):
+
+        def count_tokens(texts, pairs):
+            return encoder.encode(texts, pairs, 1 << 30).lengths()
+
+    task = config.model.task
+    max_length = None if task == "qa" else config.data.max_length  # qa splits contexts into windows
+    report = data_report(train, evaluation, task, max_length=max_length, count_tokens=count_tokens)
+    (run_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    for line in report["findings"]:
+        logger.info("data report: %s", line)
 
 
 def _build(config: RunConfig, settings: dict):
@@ -206,7 +236,24 @@ def _build(config: RunConfig, settings: dict):
         pair=config.data.text_pair_column is not None,
         pooling=config.model.pooling,
         dropout=config.model.dropout,
+        lora=config.model.lora(),
+        freeze_backbone=config.model.freeze_backbone,
+        train_top_layers=config.model.train_top_layers,
     )
+
+
+def _check_accumulation(config: RunConfig, replicas: int) -> None:
+    """With gradient accumulation, each replica's rows must split into equal micro-batches.
+
+    Raises:
+        ConfigError: ``grad_accum_steps > 1`` and ``batch_size`` not a multiple of ``replicas``.
+    """
+    train = config.train
+    if train.grad_accum_steps > 1 and train.batch_size % replicas:
+        raise ConfigError(
+            f"--grad-accum-steps needs --batch-size to be a multiple of the {replicas} replicas. "
+            f"Received: batch_size={train.batch_size!r}, grad_accum_steps={train.grad_accum_steps!r}"
+        )
 
 
 def _headline(task, metrics: dict) -> dict:
@@ -214,10 +261,13 @@ def _headline(task, metrics: dict) -> dict:
 
 
 def _dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Dataset:
+    """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each);
+    evaluation batches of ``batch_size``."""
+    accumulation = config.train.grad_accum_steps if training else 1
     return model.tfft_spec.task_object.dataset(
         model,
         examples,
-        batch_size=config.train.batch_size,
+        batch_size=config.train.batch_size * accumulation,
         max_length=config.data.max_length,
         training=training,
         seed=config.train.seed,
@@ -232,6 +282,8 @@ def run_evaluate(
     *,
     batch_size: int = 64,
     max_examples: int | None = None,
+    slice_columns: Sequence[str] = (),
+    slice_by: Sequence[str] = (),
 ) -> dict:
     """Metrics of an exported model on labelled data.
 
@@ -240,6 +292,9 @@ def run_evaluate(
         data: the labelled data (file or ``tfds:NAME:SPLIT``).
         config: which columns/fields to read (``data`` and ``task`` sections); the
             defaults otherwise.
+        slice_columns, slice_by: slice report (a ``slices`` key, see
+            :mod:`tfft.reports.predictions`) by these data columns and built-in slicings
+            (``length``, ``label``).
 
     Raises:
         DataError: unreadable data, or labels the model does not know.
@@ -248,9 +303,26 @@ def run_evaluate(
     config = _config_for_export(model, config)
     if model.pair and config.data.text_pair_column is None:
         raise ConfigError(f"{model.path} is a sentence-pair model: give --text-pair-column.")
+    if slice_columns or slice_by:
+        return _evaluate_slices(model, data, config, batch_size, max_examples, slice_columns, slice_by)
     examples = model.task.read(data, config, option="--data", max_examples=max_examples)
     metrics = model.task.evaluate_export(model, examples, batch_size=batch_size)
     return {"model": str(model.path), "task": model.task.name, "data": examples.source, **metrics}
+
+
+def _evaluate_slices(model, data, config, batch_size, max_examples, slice_columns, slice_by) -> dict:
+    """:func:`run_evaluate` with a slice report (``slices``)."""
+    from tfft.reports.predictions import check_sliceable, evaluate_slices
+
+    check_sliceable(model.task)
+    examples = model.task.read(
+        data, config, option="--data", max_examples=max_examples, extra_columns=tuple(slice_columns)
+    )
+    metrics, report = evaluate_slices(
+        model, examples, slice_columns=slice_columns, slice_by=slice_by, batch_size=batch_size
+    )
+    head = {"model": str(model.path), "task": model.task.name, "data": examples.source}
+    return {**head, **metrics, "slices": report}
 
 
 def _config_for_export(model: ExportedModel, config: RunConfig | None) -> RunConfig:

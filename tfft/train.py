@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfft.accumulation import install_accumulation
 from tfft.config import TrainConfig
 from tfft.errors import ConfigError, TfftError
 from tfft.keras import keras
@@ -76,7 +77,12 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
 
 
 def compile_model(model: keras.Model, config: TrainConfig, total_steps: int, xla: bool) -> None:
-    """Compile with the task's loss and metrics, the optimizer and XLA choice."""
+    """Compile with the task's loss and metrics, the optimizer and XLA choice.
+
+    With ``config.grad_accum_steps`` K > 1, each training batch (of K x ``batch_size`` rows)
+    is one optimizer update from K micro-batches (see :mod:`tfft.accumulation`);
+    ``total_steps`` counts updates.
+    """
     model.compile(
         optimizer=make_optimizer(config, total_steps),
         loss=loss_for(model),
@@ -84,6 +90,7 @@ def compile_model(model: keras.Model, config: TrainConfig, total_steps: int, xla
         jit_compile=xla,
         steps_per_execution=config.steps_per_execution,
     )
+    install_accumulation(model, config.grad_accum_steps)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -152,11 +159,12 @@ def fit(
 
     Args:
         model: a model from :func:`tfft.build_model`, built in the strategy scope.
-        train_data: ``(features, labels, weights)`` batches from :func:`tfft.make_dataset`.
+        train_data: ``(features, labels, weights)`` batches from :func:`tfft.make_dataset`;
+            with ``config.grad_accum_steps`` K, batches of K x ``config.batch_size`` rows.
         eval_data: the same for evaluation, or None.
         config: optimizer and loop settings.
         run_dir: the run folder.
-        steps_per_epoch: batches in one epoch (sets the schedule length).
+        steps_per_epoch: batches (optimizer updates) in one epoch (sets the schedule length).
         xla: compile the train step with XLA.
         verbose: Keras progress output.
         callbacks: more Keras callbacks.

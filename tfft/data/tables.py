@@ -24,6 +24,7 @@ _OPTION_BY_FIELD = {
     "text_pair_column": "--text-pair-column",
     "label_column": "--label-column",
     "label_columns": "--label-columns",
+    "extra_columns": "--slice-column",
 }
 
 
@@ -46,6 +47,9 @@ class TableSpec:
             :attr:`TextExamples.label_lists`.
         allow_empty_label_list: With ``label_separator``: an empty cell (or an empty JSON
             list) is an example without labels instead of an error.
+        extra_columns: More columns read as they are (stripped; may be empty), e.g. a
+            demographic or source field for slice reports, into
+            :attr:`TextExamples.extra_values`. They may repeat a column read above.
 
     Raises:
         ConfigError: A column name is empty or used twice, the format is unknown, or the
@@ -65,8 +69,15 @@ class TableSpec:
     label_columns: tuple[str, ...] | None = None
     label_separator: str | None = None
     allow_empty_label_list: bool = False
+    extra_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.extra_columns, str):
+            raise ConfigError(
+                "`extra_columns` must be a sequence of column names. "
+                f"Received: extra_columns={self.extra_columns!r}"
+            )
+        object.__setattr__(self, "extra_columns", tuple(self.extra_columns))
         if self.label_columns is not None:
             if isinstance(self.label_columns, str) or not isinstance(self.label_columns, Sequence):
                 raise ConfigError(
@@ -120,6 +131,10 @@ class TableSpec:
             fields.append(("label_column", self.label_column))
         for column in self.label_columns or ():
             fields.append(("label_columns", column))
+        read = {column for _, column in fields}
+        for column in dict.fromkeys(self.extra_columns):
+            if column not in read:
+                fields.append(("extra_columns", column))
         return fields
 
     @property
@@ -187,13 +202,16 @@ class TextExamples(Examples):
             messages: ``("label",)``, ``("toxic", "insult")``; None for unlabelled examples.
         label_separator: The separator the ``label_lists`` were split on (the spec's); None
             when they hold one value per label column, or there are none.
+        extra_values: The values of the spec's ``extra_columns`` per example (stripped
+            strings, in that order); None when it has none.
+        extra_columns: The names of those columns; None when there are none.
 
     ``len``, :meth:`~tfft.data.examples.Examples.take`, ``select`` and ``split`` (a seeded
     random ``fraction`` of the examples held out) come from
     :class:`~tfft.data.examples.Examples`.
     """
 
-    row_fields = ("texts", "pairs", "labels", "rows", "label_lists")
+    row_fields = ("texts", "pairs", "labels", "rows", "label_lists", "extra_values")
 
     texts: list[str]
     pairs: list[str] | None
@@ -203,6 +221,8 @@ class TextExamples(Examples):
     label_lists: list[tuple[str, ...]] | None = None
     label_columns: tuple[str, ...] | None = None
     label_separator: str | None = None
+    extra_values: list[tuple[str, ...]] | None = None
+    extra_columns: tuple[str, ...] | None = None
 
 
 # --- gathering records ---------------------------------------------------------------------
@@ -243,6 +263,7 @@ def collect_examples(
     labels: list[str] | None = [] if single_label else None
     label_lists: list[tuple[str, ...]] | None = [] if spec.reads_label_lists else None
     rows: list[int] = []
+    extra_values: list[tuple[str, ...]] | None = [] if spec.extra_columns else None
     for row, values in records:
         where = f"{source}:{row}"
         texts.append(_non_empty(values, spec.text_column, where))
@@ -254,6 +275,8 @@ def collect_examples(
             label_lists.append(spec.split_labels(values[spec.label_column], where))
         elif spec.label_columns is not None:
             label_lists.append(tuple(_non_empty(values, column, where) for column in spec.label_columns))
+        if extra_values is not None:
+            extra_values.append(tuple(_text(values[column]) for column in spec.extra_columns))
         rows.append(row)
         if max_examples is not None and len(rows) >= max_examples:
             break
@@ -272,7 +295,14 @@ def collect_examples(
         label_lists=label_lists,
         label_columns=label_columns,
         label_separator=spec.label_separator,
+        extra_values=extra_values,
+        extra_columns=spec.extra_columns or None,
     )
+
+
+def _text(value: str | list[str]) -> str:
+    """An extra column's value as one stripped string (a JSON list joins with ``,``)."""
+    return ",".join(value).strip() if isinstance(value, list) else value.strip()
 
 
 def _non_empty(values: dict[str, str], column: str, where: str) -> str:

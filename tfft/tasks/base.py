@@ -36,12 +36,17 @@ class Task:
         default_monitor: the validation metric that picks the best epoch (``val_...``).
         headline: metric keys that ``tfft fit`` prints and exports record.
         token_level: the head reads per-token features (needs a token encoder backbone).
+        slice_metric: the metric slice reports rank slices by and bootstrap
+            (``tfft evaluate --slice-*``); None when the task has no slice reports.
+        slice_higher_is_better: whether a higher ``slice_metric`` is better.
     """
 
     name: str = ""
     default_monitor: str = "val_loss"
     headline: tuple[str, ...] = ("examples",)
     token_level: bool = False
+    slice_metric: str | None = None
+    slice_higher_is_better: bool = True
 
     # --- data ---------------------------------------------------------------------------
     def read(
@@ -131,6 +136,12 @@ class Task:
         raise NotImplementedError
 
     def predict_export(self, exported: ExportedModel, examples, batch_size: int = 64) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def slice_inputs(self, exported: ExportedModel, examples, batch_size: int = 64):
+        """``(targets, answers, metric)`` for slice reports (:mod:`tfft.reports.slices`):
+        per-row gold targets, per-row answers of the export, and
+        ``metric(targets rows, answers rows) -> metrics`` (the task's own scoring)."""
         raise NotImplementedError
 
     def format_metrics(self, metrics: dict) -> list[str]:

@@ -10,6 +10,7 @@ graph and for in-memory evaluation alike) and how answers are scored.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -37,10 +38,16 @@ class SequenceTask(Task):
             format=data.format,
         )
 
-    def read(self, source, config, *, labelled=True, option="--train", max_examples=None) -> TextExamples:
+    def read(
+        self, source, config, *, labelled=True, option="--train", max_examples=None, extra_columns=()
+    ) -> TextExamples:
+        """See :meth:`Task.read`; ``extra_columns`` are read too (slice reports)."""
+        spec = self.table_spec(config, labelled)
+        if extra_columns:
+            spec = dataclasses.replace(spec, extra_columns=tuple(extra_columns))
         return read_examples(
             source,
-            self.table_spec(config, labelled),
+            spec,
             max_examples=max_examples,
             data_dir=config.data.tfds_data_dir,
             option=option,
@@ -170,6 +177,12 @@ class SequenceTask(Task):
         targets = self.targets(exported.settings, examples)
         answers = exported.run_sequence(examples.texts, examples.pairs, batch_size)
         return self.metrics(exported.settings, targets, answers)
+
+    def slice_inputs(self, exported, examples, batch_size=64):
+        settings = exported.settings
+        targets = self.targets(settings, examples)
+        answers = exported.run_sequence(examples.texts, examples.pairs, batch_size)
+        return targets, answers, lambda rows, answered: self.metrics(settings, rows, answered)
 
     def predict_export(self, exported, examples, batch_size=64) -> Iterator[dict]:
         answers = exported.run_sequence(examples.texts, examples.pairs, batch_size)

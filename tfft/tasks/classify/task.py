@@ -31,9 +31,17 @@ class ClassifyTask(SequenceTask):
     name = "classify"
     default_monitor = "val_accuracy"
     headline = ("examples", "accuracy", "macro_f1")
+    slice_metric = "accuracy"
 
-    def read(self, source, config, *, labelled=True, option="--train", max_examples=None):
-        examples = super().read(source, config, labelled=labelled, option=option, max_examples=max_examples)
+    def read(self, source, config, *, labelled=True, option="--train", max_examples=None, extra_columns=()):
+        examples = super().read(
+            source,
+            config,
+            labelled=labelled,
+            option=option,
+            max_examples=max_examples,
+            extra_columns=extra_columns,
+        )
         examples.label_column = config.data.label_column
         return examples
 

@@ -72,6 +72,7 @@ class MultiLabelTask(SequenceTask):
     name = "multilabel"
     default_monitor = "val_micro_f1"
     headline = ("examples", "micro_f1", "macro_f1", "exact_match")
+    slice_metric = "micro_f1"
 
     def table_spec(self, config, labelled: bool) -> TableSpec:
         data, task = config.data, config.task

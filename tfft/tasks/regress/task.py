@@ -86,6 +86,8 @@ class RegressTask(SequenceTask):
     name = "regress"
     default_monitor = "val_pearson"
     headline = ("examples", "mse", "mae", "pearson", "spearman")
+    slice_metric = "mse"  # a correlation is misleading on a slice of a narrow target range
+    slice_higher_is_better = False
 
     def table_spec(self, config, labelled: bool) -> TableSpec:
         data = config.data

@@ -1,0 +1,223 @@
+"""Gradient accumulation (tfft/accumulation.py): K micro-batches of b rows = one batch of K x b."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfft
+from tfft.config import RunConfig, RuntimeConfig, TrainConfig
+from tfft.errors import ConfigError
+from tfft.keras import keras
+from tfft.pipeline import _check_accumulation
+from tfft.train import WarmupLinearDecay, compile_model
+
+
+@pytest.fixture(scope="module")
+def no_dropout_bert(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT without dropout: micro-batches draw other dropout masks than one big batch."""
+    folder = tmp_path_factory.mktemp("bert_no_dropout") / "bert"
+    shutil.copytree(tiny_bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+SAME_UPDATES = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    model_dir, train, run_dir, strategy, accumulate, batch_size = sys.argv[1:]
+    if strategy == "mirrored":
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import tfft
+
+    config = tfft.load_config(None, {
+        "model.hf_model": model_dir, "model.dropout": 0.0, "data.train": train,
+        "data.text_column": "sentence", "train.epochs": 2, "train.batch_size": int(batch_size),
+        "train.grad_accum_steps": int(accumulate), "train.learning_rate": 1e-3, "train.seed": 5,
+        "runtime.strategy": strategy, "runtime.precision": "float32", "runtime.xla": False,
+        "export.run_dir": run_dir,
+    })
+    result = tfft.run_fit(config, verbose=0)
+    print(json.dumps(json.load(open(result.run_dir / "summary.json"))))
+""")
+
+
+def run_script(script: str, *args) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", script, *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def best_weights(run_dir) -> dict:
+    """The model weights in a run folder's best checkpoint, by checkpoint key."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "best"))
+    keys = [key for key in reader.get_variable_to_shape_map() if key.endswith("/.ATTRIBUTES/VARIABLE_VALUE")]
+    return {key: reader.get_tensor(key) for key in keys if "optimizer" not in key}
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_four_micro_batches_of_4_update_like_one_batch_of_16(
+    no_dropout_bert, tiny_sentiment, tmp_path, strategy
+):
+    summaries = {}
+    for name, accumulate, batch_size in (("k4", 4, 4), ("k1", 1, 16)):
+        process = run_script(
+            SAME_UPDATES,
+            no_dropout_bert,
+            tiny_sentiment["train"],
+            tmp_path / name,
+            strategy,
+            accumulate,
+            batch_size,
+        )
+        assert process.returncode == 0, process.stderr[-3000:]
+        summaries[name] = json.loads(process.stdout.strip().splitlines()[-1])
+    small, big = summaries["k4"], summaries["k1"]
+    assert small["runtime"]["replicas"] == (2 if strategy == "mirrored" else 1)
+    small_weights, big_weights = best_weights(tmp_path / "k4"), best_weights(tmp_path / "k1")
+    assert small_weights.keys() == big_weights.keys() and len(big_weights) > 10
+    for key, value in big_weights.items():
+        np.testing.assert_allclose(small_weights[key], value, atol=1e-5, rtol=0, err_msg=key)
+    # 64 rows in batches of 16: the same updates, counted by the optimizer
+    assert small["steps_per_epoch"] == big["steps_per_epoch"] >= 4
+    assert small["optimizer_steps"] == big["optimizer_steps"] == 2 * big["steps_per_epoch"]
+    # the loss is that of each whole batch, the metrics are over all examples
+    assert set(small["history"]) == set(big["history"]) >= {"loss", "accuracy"}
+    for name, values in big["history"].items():
+        np.testing.assert_allclose(small["history"][name], values, rtol=1e-5, err_msg=name)
+
+
+class Record(keras.callbacks.Callback):
+    """The optimizer's update count after every batch, and the learning rate of that update."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.rates = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(int(self.model.optimizer.iterations.numpy()))
+        self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+
+def test_optimizer_iterations_and_schedule_count_updates(no_dropout_bert, tiny_sentiment):
+    texts = [row[0] for row in tiny_sentiment["rows"][:24]]
+    labels = [row[1] for row in tiny_sentiment["rows"][:24]]
+    model = tfft.build_model(hf_model=str(no_dropout_bert), label_names=["neg", "pos"])
+    data = tfft.make_dataset(model, texts, labels=labels, batch_size=3 * 4, training=True, seed=1)
+    updates = int(data.cardinality().numpy())
+    config = TrainConfig(batch_size=4, grad_accum_steps=3, learning_rate=1e-3, warmup_ratio=0.5, epochs=2)
+    compile_model(model, config, total_steps=2 * updates, xla=False)
+    record = Record()
+    history = model.fit(data, epochs=2, verbose=0, callbacks=[record])
+    assert record.steps == list(range(1, 2 * updates + 1))
+    schedule = WarmupLinearDecay(1e-3, 2 * updates, round(0.5 * 2 * updates))
+    # update n used the rate of step n - 1: one schedule step per update, not per micro-batch
+    np.testing.assert_allclose(record.rates, [float(schedule(step - 1)) for step in record.steps], rtol=1e-6)
+    assert {"loss", "accuracy"} <= set(history.history)
+
+
+def test_invalid_accumulation_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"`grad_accum_steps` must be > 0. Received: grad_accum_steps=0"):
+        TrainConfig(grad_accum_steps=0)
+    with pytest.raises(
+        ConfigError, match=r"`grad_accum_steps` must be an integer. Received: grad_accum_steps=1.5"
+    ):
+        TrainConfig(grad_accum_steps=1.5)
+    with pytest.raises(
+        ConfigError, match=r"multiple of the 2 replicas. Received: batch_size=3, grad_accum_steps=2"
+    ):
+        _check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=2)), replicas=2)
+    _check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=1)), replicas=2)
+    assert tfft.load_config(None, {"train.grad_accum_steps": 4}).train.grad_accum_steps == 4
+
+
+def fit_weights(model_dir, accumulate: int, batch_size: int, *, xla=False, precision="float32"):
+    """Weights, history and optimizer after two epochs on 24 rows with the API."""
+    texts = ["the movie was good", "the film was awful", "great fun", "boring plot", "love it", "hate it"] * 4
+    labels = ["pos", "neg"] * 12
+    with tfft.runtime(RuntimeConfig(precision=precision, strategy="default")):
+        keras.utils.set_random_seed(1)
+        model = tfft.build_model(hf_model=str(model_dir), label_names=["neg", "pos"], dropout=0.0)
+        data = tfft.make_dataset(
+            model, texts, labels=labels, batch_size=accumulate * batch_size, training=True, seed=1
+        )
+        config = TrainConfig(batch_size=batch_size, grad_accum_steps=accumulate, learning_rate=1e-3)
+        compile_model(model, config, total_steps=10, xla=xla)
+        history = model.fit(data, epochs=2, verbose=0)
+        return [weight.numpy() for weight in model.weights], history.history, model.optimizer
+
+
+def test_accumulation_under_xla_matches_one_batch(no_dropout_bert):
+    small, small_history, optimizer = fit_weights(no_dropout_bert, 4, 3, xla=True)
+    big, big_history, _ = fit_weights(no_dropout_bert, 1, 12, xla=True)
+    for got, expected in zip(small, big):
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(small_history["loss"], big_history["loss"], rtol=1e-5)
+    assert int(optimizer.iterations.numpy()) == 4  # 24 rows, 12 per update, 2 epochs
+
+
+def test_accumulation_with_mixed_float16_scales_the_summed_loss(no_dropout_bert):
+    weights, history, optimizer = fit_weights(no_dropout_bert, 2, 6, precision="mixed_float16")
+    assert isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+    assert int(optimizer.iterations.numpy()) == 4
+    assert all(np.isfinite(value).all() for value in weights) and np.isfinite(history["loss"]).all()
+
+
+RESUME = textwrap.dedent("""
+    import json, os, signal, sys
+    model_dir, train, dev, run_dir, kill_at = sys.argv[1:]
+    import tfft
+    from tfft.keras import keras
+
+    class KillAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) >= int(kill_at):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    config = tfft.load_config(None, {
+        "model.hf_model": model_dir, "data.train": train, "data.eval": dev, "data.text_column": "sentence",
+        "train.epochs": 2, "train.batch_size": 4, "train.grad_accum_steps": 2, "train.learning_rate": 1e-3,
+        "train.backup_every_steps": 2, "runtime.precision": "float32", "runtime.xla": False,
+        "export.run_dir": run_dir,
+    })
+    result = tfft.run_fit(config, verbose=0, callbacks=[KillAt()] if int(kill_at) else [])
+    summary = json.load(open(result.run_dir / "summary.json"))
+    print(json.dumps({"steps": summary["optimizer_steps"], "per_epoch": summary["steps_per_epoch"],
+                      "loss": summary["history"]["loss"]}))
+""")
+
+
+def test_resume_from_backup_with_accumulation(tiny_bert_dir, tiny_sentiment, tmp_path):
+    def run(folder, kill_at=0):
+        return run_script(
+            RESUME, tiny_bert_dir, tiny_sentiment["train"], tiny_sentiment["dev"], folder, kill_at
+        )
+
+    baseline = run(tmp_path / "baseline")
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    per_epoch = expected["per_epoch"]
+    assert per_epoch == 8  # 64 rows in updates of 2 x 4
+    assert expected["steps"] == 2 * per_epoch
+
+    killed = run(tmp_path / "run", kill_at=per_epoch + per_epoch // 2 + 1)
+    assert killed.returncode == -signal.SIGKILL
+    assert list((tmp_path / "run" / "backup").rglob("*.index"))
+
+    resumed = run(tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert got["steps"] == expected["steps"]
+    assert got["loss"][-1] == pytest.approx(expected["loss"][-1], abs=0.15)
