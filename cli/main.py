@@ -3,21 +3,22 @@
 Each command maps its options to one library call and turns tfft's errors into a
 one-line message and exit code 1 (no traceback). The options that mirror configuration
 fields are generated from the dataclasses (:mod:`tfft_cli.options`). TensorFlow is
-imported only inside commands, so ``tfft --help`` is quick.
+imported only inside commands, so ``tfft --help`` is quick; ``fit`` checks what it can
+before importing it (:mod:`tfft_cli.checks`). Results go to stdout, logs and progress to
+stderr, quiet by default (:mod:`tfft_cli.output`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 import os
-import sys
 from pathlib import Path
 
 import click
 
+from tfft_cli.doctor import doctor, task_lines, tasks
 from tfft_cli.options import GroupedCommand, overrides, with_config_options
+from tfft_cli.output import add_verbosity_options, handle_errors, keras_verbose, progress_to_stderr
 from tfft_cli.reports import inspect, slice_lines, slice_options
 
 EXAMPLE_FIT = """
@@ -29,45 +30,27 @@ Examples:
   tfft fit --hub-url ./hub/encoder --hub-preprocess-url ./hub/preprocess \\
       --train rte.tsv --eval-split 0.1 --text-column sentence1 --text-pair-column sentence2
   tfft fit --config run.yaml --epochs 3        # flags win over the file
+  tfft fit ... --json | python -m json.tool     # the result as one JSON document
+
+\b
+Tasks (--task):
+{tasks}
 """
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
-
-def handle_errors(command):
-    """Turn :class:`tfft.errors.TfftError` into a one-line ``Error: ...`` and exit 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from tfft.errors import TfftError
-
-        try:
-            return command(*args, **kwargs)
-        except TfftError as error:
-            raise click.ClickException(" ".join(str(error).split())) from None
-
-    return wrapper
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="tfft")
-def cli(verbose: int) -> None:
+def cli() -> None:
     """Fine-tune pretrained language models (Hugging Face TF, TF Hub) with TensorFlow.
 
-    Run `tfft COMMAND --help` for a command's options and examples.
+    Run `tfft COMMAND --help` for a command's options and examples. Results go to stdout,
+    progress and logs to stderr; -q/--quiet and -v/--verbose go before or after COMMAND.
     """
-    _quiet_tensorflow()
-    level = logging.WARNING - 10 * min(verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-@cli.command(cls=GroupedCommand, epilog=EXAMPLE_FIT)
+@cli.command(
+    cls=GroupedCommand, epilog=EXAMPLE_FIT.replace("{tasks}", "\n".join(f"  {t}" for t in task_lines()))
+)
 @click.option(
     "--config",
     "config_path",
@@ -75,26 +58,30 @@ def cli(verbose: int) -> None:
     default=None,
     help="YAML file with sections data/model/task/train/runtime/export; flags win.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a finished (or interrupted) run in --run-dir instead of refusing.",
+)
 @with_config_options("fit")
 @handle_errors
-def fit(config_path, **options):
+def fit(config_path, as_json, overwrite, **options):
     """Fine-tune a backbone, evaluate each epoch, keep the best weights and export."""
     from tfft.config import load_config
+    from tfft_cli.checks import check_fit
+    from tfft_cli.results import fit_report, fit_table
+
+    config = load_config(config_path, overrides(options))
+    check_fit(config, overwrite=overwrite)  # before TensorFlow loads
+
     from tfft.pipeline import run_fit
     from tfft.tasks import get_task
 
-    config = load_config(config_path, overrides(options))
-    result = run_fit(config)
-    headline = get_task(config.model.task).headline
-    click.echo(
-        json.dumps(
-            {
-                "run_dir": str(result.run_dir),
-                "export_path": None if result.export_path is None else str(result.export_path),
-                "eval": {k: v for k, v in result.metrics.items() if k in headline},
-            }
-        )
-    )
+    with progress_to_stderr():
+        result = run_fit(config, verbose=keras_verbose(), overwrite=overwrite)
+    report = fit_report(result, config, get_task(config.model.task))
+    click.echo(json.dumps(report) if as_json else "\n".join(fit_table(report)))
 
 
 def _reading_config(model, options: dict):
@@ -130,15 +117,16 @@ def evaluate(model_dir, data, batch_size, max_examples, as_json, slice_columns, 
 
     model = ExportedModel(model_dir)
     config = _reading_config(model, options)
-    metrics = run_evaluate(
-        model,
-        data,
-        config,
-        batch_size=batch_size,
-        max_examples=max_examples,
-        slice_columns=slice_columns,
-        slice_by=slice_by,
-    )
+    with progress_to_stderr():
+        metrics = run_evaluate(
+            model,
+            data,
+            config,
+            batch_size=batch_size,
+            max_examples=max_examples,
+            slice_columns=slice_columns,
+            slice_by=slice_by,
+        )
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -183,14 +171,15 @@ def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **opti
         )
     model = ExportedModel(model_dir)
     config = _reading_config(model, options)
-    if input_path:
-        examples = read_inputs(model, input_path, config)
-        rows = list(predict_rows(model, examples=examples, batch_size=batch_size))
-    else:
-        pairs = list(text_pairs) or None
-        if pairs is not None and len(pairs) != len(texts):
-            raise ConfigError(f"--text-pair was given {len(pairs)} times for {len(texts)} --text.")
-        rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size))
+    pairs = list(text_pairs) or None
+    if not input_path and pairs is not None and len(pairs) != len(texts):
+        raise ConfigError(f"--text-pair was given {len(pairs)} times for {len(texts)} --text.")
+    with progress_to_stderr():
+        if input_path:
+            examples = read_inputs(model, input_path, config)
+            rows = list(predict_rows(model, examples=examples, batch_size=batch_size))
+        else:
+            rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if output is None:
         click.echo(lines, nl=False)
@@ -219,7 +208,9 @@ def export(run_dir, export_dir):
     """Export the best checkpoint of a run folder as a new SavedModel version."""
     from tfft.pipeline import run_export
 
-    click.echo(str(run_export(run_dir, export_dir)))
+    with progress_to_stderr():
+        path = run_export(run_dir, export_dir)
+    click.echo(str(path))
 
 
 @cli.command(
@@ -248,6 +239,9 @@ def convert_hub(hf_model, output_dir, seq_length, overwrite):
 
 
 cli.add_command(inspect)
+cli.add_command(doctor)
+cli.add_command(tasks)
+add_verbosity_options(cli)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

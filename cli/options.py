@@ -12,6 +12,7 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable
 
 import click
@@ -28,6 +29,20 @@ HEADINGS = {
     "runtime": "Runtime",
     "export": "Export",
 }
+
+
+class SuggestingChoice(click.Choice):
+    """A :class:`click.Choice` whose error adds the closest choice: ``Did you mean 'classify'?``"""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:
+            choices = [str(choice) for choice in self.choices]
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+            if not close:
+                raise
+            self.fail(f"{error.message} Did you mean {close[0]!r}?", param, ctx)
 
 
 class ConfigOption(click.Option):
@@ -68,16 +83,20 @@ def _fields(command: str) -> Iterable[tuple[str, dataclasses.Field, str]]:
 
 
 def _task_fields(command: str) -> Iterable[tuple[str, dataclasses.Field, str]]:
+    """One option per task option name; tasks may give it different help texts or defaults
+    (the option defaults to None, so each task's own default applies), never another type."""
     owners: dict[str, list[str]] = {}
     fields: dict[str, dataclasses.Field] = {}
     helps: dict[str, dict[str, str]] = {}
+    defaults: dict[str, dict[str, list[str]]] = {}
     for name in task_names():
         for field in dataclasses.fields(options_class(name)):
             if command != "fit" and command not in field.metadata.get("commands", ()):
                 continue
             known = fields.setdefault(field.name, field)
-            if field_type(known) is not field_type(field) or known.default != field.default:
-                raise TypeError(f"task option {field.name!r} has another type or default in task {name!r}")
+            if field_type(known) is not field_type(field):
+                raise TypeError(f"task option {field.name!r} has another type in task {name!r}")
+            defaults.setdefault(field.name, {}).setdefault(str(field.default), []).append(name)
             owners.setdefault(field.name, [])
             if name not in owners[field.name]:
                 owners[field.name].append(name)
@@ -87,11 +106,14 @@ def _task_fields(command: str) -> Iterable[tuple[str, dataclasses.Field, str]]:
         if len(helps[key]) > 1:  # different help per task: say which is which
             text = " ".join(f"{task}: {help}" for help, task in helps[key].items())
             field = _with_help(field, text)
+        if len(defaults[key]) > 1:  # different defaults per task: list them
+            shown = "; ".join(f"{', '.join(names)}: {value}" for value, names in defaults[key].items())
+            field = _with_help(field, f"{field.metadata['help']}  [default: {shown}]", show_default=False)
         yield "task", field, f"Task options: {', '.join(tasks)}"
 
 
-def _with_help(field: dataclasses.Field, text: str) -> dataclasses.Field:
-    copy = dataclasses.field(default=field.default, metadata={**field.metadata, "help": text})
+def _with_help(field: dataclasses.Field, text: str, **metadata) -> dataclasses.Field:
+    copy = dataclasses.field(default=field.default, metadata={**field.metadata, "help": text, **metadata})
     copy.name, copy.type = field.name, field.type
     return copy
 
@@ -109,9 +131,12 @@ def _help(field: dataclasses.Field) -> str:
 def config_options(command: str) -> list[click.Option]:
     """The generated options of ``command`` (``fit``, ``evaluate`` or ``predict``)."""
     options = []
+    seen: dict[str, str] = {}
     for section, field, group in _fields(command):
         kind = field_type(field)
         flag = field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+        if seen.setdefault(flag, f"{section}.{field.name}") != f"{section}.{field.name}":
+            raise TypeError(f"option {flag} is declared twice: {seen[flag]} and {section}.{field.name}")
         decls = [flag, f"{section}__{field.name}"]
         kwargs = {"default": None, "help": _help(field)}
         if "/" in flag:
@@ -119,9 +144,9 @@ def config_options(command: str) -> list[click.Option]:
         elif kind is bool:
             kwargs.update(is_flag=True, flag_value=True)
         elif section == "model" and field.name == "task":
-            kwargs["type"] = click.Choice(task_names())
+            kwargs["type"] = SuggestingChoice(task_names())
         elif field.metadata.get("choices"):
-            kwargs["type"] = click.Choice([str(choice) for choice in field.metadata["choices"]])
+            kwargs["type"] = SuggestingChoice([str(choice) for choice in field.metadata["choices"]])
         else:
             kwargs["type"] = kind
         options.append(ConfigOption(decls, key=f"{section}.{field.name}", group=group, **kwargs))

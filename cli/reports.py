@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import click
 
 from tfft.tasks import task_names
-from tfft_cli.options import GroupedCommand, overrides, with_config_options
+from tfft_cli.options import GroupedCommand, SuggestingChoice, overrides, with_config_options
+from tfft_cli.output import handle_errors
 
 SLICE_BY = ("length", "label")  # tfft.reports.predictions.SLICE_BY (not imported: it loads numpy)
 
@@ -44,19 +44,6 @@ def slice_lines(metrics: dict) -> list[str]:
     return [""] + format_slices(metrics["slices"])
 
 
-def _handle_errors(command):
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from tfft.errors import TfftError
-
-        try:
-            return command(*args, **kwargs)
-        except TfftError as error:
-            raise click.ClickException(" ".join(str(error).split())) from None
-
-    return wrapper
-
-
 @click.command(
     cls=GroupedCommand,
     epilog="""
@@ -72,7 +59,7 @@ Examples:
     "--task",
     default="classify",
     show_default=True,
-    type=click.Choice(task_names()),
+    type=SuggestingChoice(task_names()),
     help="How to read the data (the --task of fit).",
 )
 @click.option(
@@ -81,7 +68,7 @@ Examples:
 @click.option("--max-examples", type=int, default=None, help="Use only the first N rows of each file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @with_config_options("evaluate")
-@_handle_errors
+@handle_errors
 def inspect(train, eval_path, task, max_length, max_examples, as_json, **options):
     """Bias report on data without training: labels, duplicates, leakage, lengths, near-empty texts."""
     from tfft.config import load_config

@@ -362,3 +362,40 @@ def write_tiny_marian(folder: Path) -> Path:
         decoder_start_token_id=0,
     )
     return save_random_model(transformers.TFMarianMTModel, config, folder)
+
+
+# --- tiny decoder-only language model (causal-lm) ----------------------------------------------
+
+#: a tiny repetitive corpus the tiny GPT-2's byte-level BPE is trained on (and learns)
+LM_CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a bird sang in the tree",
+    "the sun is hot and the moon is cold",
+]
+
+
+def write_tiny_gpt2_lm(folder: Path, *, n_positions: int = 64) -> Path:
+    """A tiny random GPT-2 language model (``TFGPT2LMHeadModel``) with a byte-level BPE
+    tokenizer trained on :data:`LM_CORPUS` (end of text: ``<|endoftext|>``, no pad token)."""
+    import transformers
+    from tokenizers import ByteLevelBPETokenizer
+
+    from tfft.keras import keras  # noqa: F401  (tf_keras before transformers' TF classes)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(LM_CORPUS * 10, vocab_size=300, min_frequency=1, special_tokens=["<|endoftext|>"])
+    bpe.save_model(str(folder))
+    tokenizer = transformers.GPT2TokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(str(folder))
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=n_positions,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return save_random_model(transformers.TFGPT2LMHeadModel, config, folder)

@@ -16,7 +16,7 @@ import tfft
 from tfft.config import RunConfig, RuntimeConfig, TrainConfig
 from tfft.errors import ConfigError
 from tfft.keras import keras
-from tfft.pipeline import _check_accumulation
+from tfft.pipeline import check_accumulation
 from tfft.train import WarmupLinearDecay, compile_model
 
 
@@ -138,8 +138,8 @@ def test_invalid_accumulation_is_a_config_error():
     with pytest.raises(
         ConfigError, match=r"multiple of the 2 replicas. Received: batch_size=3, grad_accum_steps=2"
     ):
-        _check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=2)), replicas=2)
-    _check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=1)), replicas=2)
+        check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=2)), replicas=2)
+    check_accumulation(RunConfig(train=TrainConfig(batch_size=3, grad_accum_steps=1)), replicas=2)
     assert tfft.load_config(None, {"train.grad_accum_steps": 4}).train.grad_accum_steps == 4
 
 

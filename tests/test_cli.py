@@ -51,11 +51,18 @@ def fitted(tiny_bert_dir, tiny_sentiment, tmp_path_factory):
     config.write_text(yaml.safe_dump({"train": {"epochs": 1, "seed": 7}, "data": {"max_length": 32}}))
     result = run(
         *fit_args(
-            tiny_bert_dir, tiny_sentiment, tmp_path, "--config", config, "--early-stopping-patience", "2"
+            tiny_bert_dir,
+            tiny_sentiment,
+            tmp_path,
+            "--config",
+            config,
+            "--early-stopping-patience",
+            "2",
+            "--json",
         )
     )
     assert result.exit_code == 0, result.output
-    return tmp_path, json.loads(result.output.strip().splitlines()[-1])
+    return tmp_path, json.loads(result.stdout)
 
 
 def test_help_lists_commands_with_examples():
@@ -238,6 +245,7 @@ def test_hub_encoder_fit_in_a_fresh_process(tiny_hub_bert, tiny_sentiment, tmp_p
             "-m",
             "tfft_cli.main",
             "fit",
+            "--json",
             "--hub-url",
             str(tiny_hub_bert.encoder_dir),
             "--hub-preprocess-url",
@@ -262,7 +270,7 @@ def test_hub_encoder_fit_in_a_fresh_process(tiny_hub_bert, tiny_sentiment, tmp_p
         timeout=300,
     )
     assert process.returncode == 0, process.stderr[-3000:]
-    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result = json.loads(process.stdout)
     assert result["eval"]["examples"] == 16
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["runtime"]["xla"] is False  # off by default for hub backbones

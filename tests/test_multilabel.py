@@ -385,6 +385,7 @@ def cli(*args):
 def fit_args(backbone: list, train: Path, dev: Path, tmp_path: Path, *extra) -> list:
     return [
         "fit",
+        "--json",
         *backbone,
         "--task",
         "multilabel",

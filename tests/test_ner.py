@@ -604,6 +604,7 @@ def cli_fit(source_args, ner_files, tmp_path, *extra):
     folder = ner_files["folder"]
     return run_cli(
         "fit",
+        "--json",
         "--task",
         "ner",
         *source_args,

@@ -559,7 +559,7 @@ def run_cli(*args):
 
 def test_fit_evaluate_predict_through_the_cli(tiny_bert_dir, qa_files, tmp_path):
     result = run_cli(
-        "fit", "--hf-model", tiny_bert_dir, "--task", "qa", "--train", qa_files["train"],
+        "fit", "--json", "--hf-model", tiny_bert_dir, "--task", "qa", "--train", qa_files["train"],
         "--eval", qa_files["dev"], "--max-length", 48, "--doc-stride", 8, "--epochs", 2,
         "--batch-size", 16, "--learning-rate", "3e-3", "--no-xla", "--precision", "float32",
         "--run-dir", tmp_path / "run",

@@ -46,7 +46,7 @@ def entity_types_per_sentence(path: Path, limit: int, target: Path) -> Path:
 def test_minilm_learns_entity_types_as_multilabel(minilm, tmp_path):
     train = entity_types_per_sentence(CONLL / "train.txt", TRAIN_SENTENCES, tmp_path / "train.jsonl")
     dev = entity_types_per_sentence(CONLL / "valid.txt", EVAL_SENTENCES, tmp_path / "dev.jsonl")
-    args = ["fit", "--hf-model", minilm, "--task", "multilabel", "--train", train, "--eval", dev]
+    args = ["fit", "--json", "--hf-model", minilm, "--task", "multilabel", "--train", train, "--eval", dev]
     args += ["--label-column", "labels", "--epochs", "2", "--learning-rate", "1e-4", "--max-length", "64"]
     args += ["--run-dir", tmp_path / "run", "--export-dir", tmp_path / "saved_models" / "types"]
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)

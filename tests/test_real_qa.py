@@ -54,7 +54,7 @@ def test_minilm_reaches_f1_50_on_held_out_articles(minilm, tmp_path):
     train_file = write_jsonl(train, tmp_path / "train.jsonl")
     eval_file = write_jsonl(held_out, tmp_path / "eval.jsonl")
     args = [
-        "fit", "--hf-model", minilm, "--task", "qa", "--train", train_file, "--eval", eval_file,
+        "fit", "--json", "--hf-model", minilm, "--task", "qa", "--train", train_file, "--eval", eval_file,
         "--max-length", 256, "--doc-stride", 128, "--epochs", 2, "--batch-size", 32,
         "--learning-rate", "1.5e-4", "--seed", SEED, "--run-dir", tmp_path / "run",
         "--export-dir", tmp_path / "saved_models" / "squad",

@@ -52,7 +52,7 @@ def fit(tmp_path, backbone_args):
         "--export-dir",
         tmp_path / "saved_models" / "sst2",
     ]
-    result = CliRunner().invoke(cli, ["fit", *map(str, args)], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["fit", "--json", *map(str, args)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     evaluated = CliRunner().invoke(

@@ -267,9 +267,61 @@ class TrainConfig:
     resume: bool = option(
         False, "Continue the interrupted run in --run-dir (a backup there is used even without this flag)."
     )
+    dp_l2_clip: float | None = option(
+        None,
+        "DP-SGD: clip each example's gradient to this L2 norm (turns private training on).",
+        check=positive,
+    )
+    dp_noise_multiplier: float | None = option(
+        None,
+        "DP-SGD: noise std as a multiple of --dp-l2-clip (or give --dp-target-epsilon).",
+        check=non_negative,
+    )
+    dp_target_epsilon: float | None = option(
+        None,
+        "DP-SGD: pick the noise multiplier that gives this epsilon after the planned steps.",
+        check=positive,
+    )
+    dp_delta: float | None = option(
+        None,
+        "DP-SGD: delta of the (epsilon, delta) guarantee.  [default: 1 / (10 x training rows)]",
+        check=open_fraction,
+        show_default=False,
+    )
 
     def __post_init__(self):
         check_fields(self)
+        check_privacy(self)
+
+
+def check_privacy(train: TrainConfig) -> None:
+    """DP-SGD settings: ``dp_l2_clip`` with exactly one of ``dp_noise_multiplier`` and
+    ``dp_target_epsilon``; no DP setting without a clip; no gradient accumulation.
+
+    Raises:
+        ConfigError: naming the options and the values received.
+    """
+    sigma, epsilon = train.dp_noise_multiplier, train.dp_target_epsilon
+    if train.dp_l2_clip is None:
+        given = {"dp_noise_multiplier": sigma, "dp_target_epsilon": epsilon, "dp_delta": train.dp_delta}
+        given = {name: value for name, value in given.items() if value is not None}
+        if given:
+            received = ", ".join(f"{name}={value!r}" for name, value in given.items())
+            raise ConfigError(
+                f"DP-SGD settings need --dp-l2-clip (the per-example clip norm). Received: {received}"
+            )
+        return
+    if (sigma is None) == (epsilon is None):
+        raise ConfigError(
+            "--dp-l2-clip needs exactly one of --dp-noise-multiplier and --dp-target-epsilon. "
+            f"Received: dp_noise_multiplier={sigma!r}, dp_target_epsilon={epsilon!r}"
+        )
+    if train.grad_accum_steps > 1:
+        raise ConfigError(
+            "DP-SGD (--dp-l2-clip) does not combine with --grad-accum-steps yet; give the whole batch "
+            f"as --batch-size. Received: grad_accum_steps={train.grad_accum_steps!r}, "
+            f"dp_l2_clip={train.dp_l2_clip!r}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,6 @@ stage is usable alone through :mod:`tfft`'s public API.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -26,8 +25,10 @@ from tfft.errors import ConfigError, ExportError
 from tfft.execution import runtime
 from tfft.export import export_saved_model
 from tfft.exported import ExportedClassifier, ExportedModel  # noqa: F401 - public names
+from tfft.folders import FINISHED, check_export_dir, default_run_dir, plan_run_dir  # noqa: F401 - public names
 from tfft.keras import keras
 from tfft.model import build_model
+from tfft.privacy import count_rows, plan, report
 from tfft.reports.data import data_report
 from tfft.tasks import get_task
 from tfft.train import fit
@@ -66,19 +67,8 @@ def read_train_eval(config: RunConfig):
     return train, evaluation
 
 
-def default_run_dir(root: str | os.PathLike = "runs") -> Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / stamp
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(root) / f"{stamp}-{suffix}"
-    return path
-
-
-def _make_run_dir(config: RunConfig, run_dir: Path | None = None) -> Path:
-    if run_dir is None:
-        run_dir = Path(config.export.run_dir) if config.export.run_dir else default_run_dir()
+def _make_run_dir(config: RunConfig, run_dir: Path) -> Path:
+    """A worker's own folder below the shared run folder (multi-worker), made and checked."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / f".write-test-{os.getpid()}"  # per process: workers share the folder
@@ -89,26 +79,22 @@ def _make_run_dir(config: RunConfig, run_dir: Path | None = None) -> Path:
     return run_dir
 
 
-def _check_export_dir(export_dir: Path) -> None:
-    """Fail before training, not after, when the export folder cannot be written."""
-    existing = export_dir
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ExportError(
-            f"Cannot write the export folder {export_dir}: {existing} is not a writable folder."
-        )
-
-
-def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | None = None) -> FitResult:
+def run_fit(
+    config: RunConfig, verbose: int | str = "auto", callbacks: list | None = None, *, overwrite: bool = False
+) -> FitResult:
     """Fine-tune a backbone on a classification dataset, evaluate it and export it.
 
-    A run folder that holds a backup of an interrupted run (same configuration) is resumed.
+    A run folder that holds a backup of an interrupted run (same configuration) is resumed;
+    one that holds a finished run is refused unless ``overwrite`` (see :mod:`tfft.folders`).
+    The run folder is created once the data and options are checked; it is removed again
+    if the run fails before training, and ``summary.json`` says ``"status": "failed"`` (with
+    the error) if it fails later.
 
     Args:
         config: the resolved run configuration.
         verbose: Keras progress output (``"auto"``, 0, 1 or 2).
         callbacks: more Keras callbacks for ``model.fit``.
+        overwrite: replace a finished run (or an interrupted one) in ``config.export.run_dir``.
 
     Returns:
         A :class:`FitResult` with the run folder, the export and the final metrics.
@@ -119,9 +105,10 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
     settings = task.settings_from_data(train, config)
     export_dir = config.export.target()
     if export_dir is not None:
-        _check_export_dir(export_dir)
+        check_export_dir(export_dir)
     if config.runtime.strategy == "multi-worker" and not config.export.run_dir:
         raise ConfigError("--strategy multi-worker needs --run-dir, the same folder on every worker.")
+    folder = plan_run_dir(config, overwrite=overwrite)
 
     runtime_config = config.runtime
     if runtime_config.precision == "auto" and config.model.hub_url:
@@ -130,8 +117,8 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         runtime_config = dataclasses.replace(runtime_config, precision="float32")
 
     started = time.perf_counter()
-    with runtime(runtime_config) as chosen:
-        run_dir = _make_run_dir(config)
+    with folder.guard(), runtime(runtime_config) as chosen:
+        run_dir = folder.create()
         if not chosen.is_chief:
             # Every worker trains and saves (saving runs collective ops); only the chief
             # keeps the run folder and the export, the others write below it and discard.
@@ -143,7 +130,7 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         if settings.get("labels"):
             (run_dir / "labels.json").write_text(json.dumps({"names": list(settings["labels"])}, indent=2))
         logger.info("Run folder: %s", run_dir)
-        _check_accumulation(config, chosen.replicas)
+        check_accumulation(config, chosen.replicas)
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
             model = _build(config, settings)
@@ -160,6 +147,8 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         train_data = _dataset(model, train, config, training=True)
         eval_data = None if evaluation is None else _dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
+        privacy = _privacy_plan(config, train_data, steps_per_epoch)
+        folder.start_training(record=chosen.is_chief)
         history = fit(
             model,
             train_data,
@@ -170,7 +159,9 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
             xla=xla,
             verbose=verbose,
             callbacks=callbacks,
+            privacy=privacy,
         )
+        privacy_report = None if privacy is None else _privacy_report(privacy, history.optimizer_steps)
         train_seconds = time.perf_counter() - started
         if config.model.lora_rank is not None and chosen.is_chief:
             logger.info("LoRA adapters and head saved to %s", write_adapter_file(model, run_dir))
@@ -184,12 +175,17 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
                 model,
                 export_dir,
                 max_length=config.data.max_length,
-                extra={"run_dir": str(run_dir), "eval_metrics": _headline(task, metrics)},
+                extra={
+                    "run_dir": str(run_dir),
+                    "eval_metrics": _headline(task, metrics),
+                    **({} if privacy_report is None else {"privacy": privacy_report}),
+                },
             )
             if not chosen.is_chief:
                 shutil.rmtree(export_dir, ignore_errors=True)
                 export_path = None
     summary = {
+        "status": FINISHED,
         "run_dir": str(run_dir),
         "export_path": None if export_path is None else str(export_path),
         "runtime": {**chosen.describe(), "xla": xla},
@@ -202,6 +198,8 @@ def run_fit(config: RunConfig, verbose: int | str = "auto", callbacks: list | No
         "eval": metrics,
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
     }
+    if privacy_report is not None:
+        summary["privacy"] = privacy_report
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return FitResult(run_dir, export_path, metrics, summary["history"])
 
@@ -242,7 +240,7 @@ def _build(config: RunConfig, settings: dict):
     )
 
 
-def _check_accumulation(config: RunConfig, replicas: int) -> None:
+def check_accumulation(config: RunConfig, replicas: int) -> None:
     """With gradient accumulation, each replica's rows must split into equal micro-batches.
 
     Raises:
@@ -254,6 +252,34 @@ def _check_accumulation(config: RunConfig, replicas: int) -> None:
             f"--grad-accum-steps needs --batch-size to be a multiple of the {replicas} replicas. "
             f"Received: batch_size={train.batch_size!r}, grad_accum_steps={train.grad_accum_steps!r}"
         )
+
+
+def _privacy_plan(config: RunConfig, train_data: tf.data.Dataset, steps_per_epoch: int):
+    """DP-SGD settings for the run (None without ``--dp-l2-clip``): the real training rows are
+    counted in one pass over the batches (qa: windows, not questions)."""
+    if config.train.dp_l2_clip is None:
+        return None
+    rows = count_rows(train_data)
+    return plan(config.train, rows, steps_per_epoch * config.train.epochs)
+
+
+def _privacy_report(privacy, steps: int) -> dict:
+    """The ``privacy`` block for the steps taken, logged."""
+    block = report(privacy, steps)
+    shown = {
+        key: "inf" if block[key] is None else f"{block[key]:.3f}" for key in ("epsilon_rdp", "epsilon_pld")
+    }
+    logger.info(
+        "DP-SGD: epsilon %s (RDP), %s (PLD) at delta %.3g after %d steps (noise %.4g, clip %g, q %.4g)",
+        shown["epsilon_rdp"],
+        shown["epsilon_pld"],
+        block["delta"],
+        steps,
+        block["noise_multiplier"],
+        block["clip"],
+        block["sampling_rate"],
+    )
+    return block
 
 
 def _headline(task, metrics: dict) -> dict:
@@ -386,7 +412,7 @@ def run_export(run_dir: str | os.PathLike, export_dir: str | os.PathLike | None 
     config = load_config(config_path)
     settings = _run_settings(run_dir)
     target = Path(export_dir or config.export.target() or Path(config.export.export_root) / run_dir.name)
-    _check_export_dir(target)
+    check_export_dir(target)
     model = _build(config, settings)
     model.load_weights(str(checkpoint)).expect_partial()
     return export_saved_model(

@@ -15,6 +15,7 @@ from tfft.config import TrainConfig
 from tfft.errors import ConfigError, TfftError
 from tfft.keras import keras
 from tfft.model import loss_for, metrics_for, spec_of
+from tfft.privacy import PrivacyPlan, install_privacy
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +77,19 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     raise ConfigError(f"Unknown optimizer {config.optimizer!r}")
 
 
-def compile_model(model: keras.Model, config: TrainConfig, total_steps: int, xla: bool) -> None:
+def compile_model(
+    model: keras.Model,
+    config: TrainConfig,
+    total_steps: int,
+    xla: bool,
+    privacy: PrivacyPlan | None = None,
+) -> None:
     """Compile with the task's loss and metrics, the optimizer and XLA choice.
 
     With ``config.grad_accum_steps`` K > 1, each training batch (of K x ``batch_size`` rows)
     is one optimizer update from K micro-batches (see :mod:`tfft.accumulation`);
-    ``total_steps`` counts updates.
+    ``total_steps`` counts updates. With ``privacy`` (:func:`tfft.privacy.plan`), every
+    update is a DP-SGD step (see :mod:`tfft.privacy`).
     """
     model.compile(
         optimizer=make_optimizer(config, total_steps),
@@ -91,6 +99,8 @@ def compile_model(model: keras.Model, config: TrainConfig, total_steps: int, xla
         steps_per_execution=config.steps_per_execution,
     )
     install_accumulation(model, config.grad_accum_steps)
+    if privacy is not None:
+        install_privacy(model, privacy)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -146,6 +156,7 @@ def fit(
     xla: bool = False,
     verbose: int | str = "auto",
     callbacks: list | None = None,
+    privacy: PrivacyPlan | None = None,
 ) -> keras.callbacks.History:
     """Compile and train; keep the best weights by ``config.monitor``; resume after a crash.
 
@@ -168,6 +179,7 @@ def fit(
         xla: compile the train step with XLA.
         verbose: Keras progress output.
         callbacks: more Keras callbacks.
+        privacy: DP-SGD settings (:func:`tfft.privacy.plan`), or None.
 
     Returns:
         The Keras ``History``, with ``optimizer_steps``: the steps taken in all, a resumed
@@ -190,7 +202,7 @@ def fit(
     if eval_data is not None and not monitor.startswith("val_"):
         monitor = f"val_{monitor}"
     mode = "min" if monitor.endswith(("loss", "mae", "mse", "error")) else "max"
-    compile_model(model, config, steps_per_epoch * config.epochs, xla)
+    compile_model(model, config, steps_per_epoch * config.epochs, xla, privacy)
 
     best = run_dir / "checkpoints" / "best"
     non_finite = StopOnNonFiniteLoss()

@@ -50,15 +50,10 @@ def freeze(
         train_top_layers: train the head and this many top transformer layers.
 
     Raises:
-        ConfigError: both options, or ``train_top_layers`` not a positive integer or more
-            than the backbone has.
+        ConfigError: ``train_top_layers`` not a positive integer or more than the backbone
+            has (:func:`tfft.config.check_one_way_to_freeze` rejects both options together).
         BackboneError: a backbone whose layers cannot be told apart.
     """
-    if freeze_backbone and train_top_layers is not None:
-        raise ConfigError(
-            "Give --freeze-backbone or --train-top-layers, not both. "
-            f"Received: freeze_backbone={freeze_backbone!r}, train_top_layers={train_top_layers!r}"
-        )
     if train_top_layers is not None and (
         isinstance(train_top_layers, bool) or not isinstance(train_top_layers, int) or train_top_layers < 1
     ):

@@ -243,7 +243,9 @@ def apply_lora(backbone, lora: LoraConfig) -> list[tuple[str, keras.layers.Layer
         ConfigError: a backbone that is not a Hugging Face one, one already adapted, or the
             errors of :func:`find_targets`.
     """
-    if getattr(backbone, "kind", None) not in ("hf", "hf-seq2seq") or not hasattr(backbone, "model"):
+    if getattr(backbone, "kind", None) not in ("hf", "hf-seq2seq", "hf-causal-lm") or not hasattr(
+        backbone, "model"
+    ):
         raise ConfigError(
             "LoRA (--lora-rank) works on --hf-model backbones only; "
             f"a {getattr(backbone, 'kind', type(backbone).__name__)} backbone (e.g. TF Hub) is not supported."

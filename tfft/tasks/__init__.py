@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "qa": "tfft.tasks.qa",
     "summarize": "tfft.tasks.seq2seq",
     "translate": "tfft.tasks.seq2seq",
+    "causal-lm": "tfft.tasks.causal_lm",
 }
 
 

@@ -1,0 +1,99 @@
+"""What ``tfft fit`` prints on stdout: a short table, or one JSON document with ``--json``.
+
+Both come from the run folder's ``summary.json`` and ``metrics.json`` (so a resumed run
+counts its earlier epochs) and name the next command to try.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+
+def best_epoch(epochs: list[dict], monitor: str) -> dict | None:
+    """The epoch record with the best ``monitor`` value (lowest for losses and errors)."""
+    scored = [epoch for epoch in epochs if isinstance(epoch.get(monitor), (int, float))]
+    if not scored:
+        return None
+    lowest = monitor.endswith(("loss", "mae", "mse", "error"))
+    return (min if lowest else max)(scored, key=lambda epoch: epoch[monitor])
+
+
+def _monitor(config, task, has_eval: bool) -> str:
+    """The metric that picked the best epoch (the rule of :func:`tfft.train.fit`)."""
+    if not has_eval:
+        return "loss"
+    monitor = config.train.monitor or task.default_monitor
+    return monitor if monitor.startswith("val_") else f"val_{monitor}"
+
+
+def next_commands(config, export_path: str | None, run_dir: str) -> list[str]:
+    """The commands to try after a fit: predict and evaluate the export, or export the run."""
+    if export_path is None:
+        return [f"tfft export {shlex.quote(run_dir)} --export-dir saved_models/NAME"]
+    model_dir = shlex.quote(str(Path(export_path).parent))
+    predict = f'tfft predict {model_dir} --text "some text"'
+    if config.data.text_pair_column:
+        predict += ' --text-pair "its pair"'
+    commands = [predict]
+    if config.data.eval:
+        reading = f" --text-column {shlex.quote(config.data.text_column)}"
+        if config.data.text_pair_column:
+            reading += f" --text-pair-column {shlex.quote(config.data.text_pair_column)}"
+        commands.append(f"tfft evaluate {model_dir} --data {shlex.quote(config.data.eval)}{reading}")
+    return commands
+
+
+def fit_report(result, config, task) -> dict:
+    """The result of a fit as a JSON-ready dict: ``run_dir``, ``export_path`` and ``eval``
+    (the headline metrics) as before, plus status, best epoch, time and next commands."""
+    run_dir = Path(result.run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        epochs = json.loads((run_dir / "metrics.json").read_text())["epochs"]
+    except (OSError, ValueError, KeyError):
+        epochs = []
+    monitor = _monitor(config, task, bool(summary.get("eval_examples")))
+    best = best_epoch(epochs, monitor)
+    export_path = None if result.export_path is None else str(result.export_path)
+    return {
+        "status": summary.get("status", "finished"),
+        "run_dir": str(run_dir),
+        "export_path": export_path,
+        "eval": {key: value for key, value in result.metrics.items() if key in task.headline},
+        "monitor": monitor,
+        "best_epoch": None if best is None else best.get("epoch"),
+        "best_value": None if best is None else best[monitor],
+        "epochs": len(epochs),
+        "train_seconds": summary.get("train_seconds"),
+        "next": next_commands(config, export_path, str(run_dir)),
+    }
+
+
+def _number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def fit_table(report: dict) -> list[str]:
+    """The human summary of :func:`fit_report`, one ``label  value`` pair a line."""
+    rows = [("status", report["status"])]
+    if report["best_epoch"] is not None:
+        rows.append(
+            (
+                "best epoch",
+                f"{report['best_epoch']} of {report['epochs']} "
+                f"({report['monitor']} {_number(report['best_value'])})",
+            )
+        )
+    metrics = {key: value for key, value in report["eval"].items() if key != "examples"}
+    if metrics:
+        examples = report["eval"].get("examples")
+        shown = "  ".join(f"{key} {_number(value)}" for key, value in metrics.items())
+        rows.append(("eval", shown + (f"  ({examples} examples)" if examples is not None else "")))
+    rows.append(("time", f"{report['train_seconds']} s"))
+    rows.append(("run folder", report["run_dir"]))
+    rows.append(("export", report["export_path"] or "none (give --export-dir or --name)"))
+    rows.extend(("next" if i == 0 else "", command) for i, command in enumerate(report["next"]))
+    width = max(len(label) for label, _ in rows)
+    return [f"{label:<{width}}  {value}" for label, value in rows]

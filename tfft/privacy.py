@@ -1,0 +1,341 @@
+"""Differentially private fine-tuning (DP-SGD, Abadi et al. 2016) and its privacy accounting.
+
+With ``--dp-l2-clip C`` every optimizer update is made from a batch's *per-example*
+gradients: each is clipped to L2 norm at most ``C`` (the global norm over all trainable
+variables, in float32), the clipped gradients are summed, Gaussian noise of standard
+deviation ``sigma * C`` is added once per global batch, and the sum is divided by the
+batch size ``B`` (``--batch-size``, the expected batch size of Poisson sampling with rate
+``q = B / N``). :func:`install_privacy` puts that step in place of Keras' ``train_step``,
+the way :mod:`tfft.accumulation` does.
+
+- **Per-example losses.** Every tfft loss is a per-example or per-token function wrapped in
+  :class:`tfft.losses.WeightedMeanLoss`. An example's loss is ``w * loss`` for per-example
+  tasks (classify, regress, multilabel, qa: one row is one window) and the weighted mean
+  over its tokens for per-token tasks (ner, summarize, translate). Filler rows have weight 0,
+  so their gradient is zero; they do not count in ``B`` either (``B`` is fixed).
+- **Per-example gradients** come from one forward pass and ``tape.jacobian`` of the vector
+  of per-example losses (vectorized with ``pfor``, no Python loop over examples): memory
+  grows with ``rows x trainable parameters``.
+- **Noise once.** Under a distribution strategy each replica sums its own clipped gradients;
+  only replica 0 adds the noise, and the optimizer's all-reduce sums the replicas.
+- **Accounting.** :func:`epsilons` composes ``PoissonSampledDpEvent(q, GaussianDpEvent(sigma))``
+  over the steps taken with dp_accounting's RDP and PLD accountants. tfft's batches are
+  shuffled fixed-size batches, not Poisson samples: the epsilon is computed *as if* each step
+  were a Poisson sample with ``q = B / N``, the usual approximation in DP-SGD practice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import tensorflow as tf
+
+from tfft.config import TrainConfig
+from tfft.errors import ConfigError
+from tfft.keras import keras
+from tfft.losses import WeightedMeanLoss
+
+logger = logging.getLogger(__name__)
+
+#: what the reported epsilon assumes about sampling (written to summary.json and the export)
+ASSUMPTION = (
+    "accounted as Poisson sampling with q = batch_size / train_rows; the batches are shuffled "
+    "fixed-size batches (the common approximation)"
+)
+#: the largest noise multiplier :func:`noise_for_epsilon` tries
+MAX_NOISE_MULTIPLIER = 1e4
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivacyPlan:
+    """The settings of one DP-SGD run, with the noise multiplier resolved.
+
+    Attributes:
+        clip: ``C``, the L2 bound of each example's gradient.
+        noise_multiplier: ``sigma``; the noise has standard deviation ``sigma * C``.
+        batch_size: ``B``, the global (expected) batch size the noisy sum is divided by.
+        train_rows: ``N``, the training rows (examples; windows for qa).
+        delta: the ``delta`` of the (epsilon, delta) guarantee.
+        planned_steps: the optimizer steps the run is planned for.
+        target_epsilon: the epsilon the noise was chosen for, or None when it was given.
+    """
+
+    clip: float
+    noise_multiplier: float
+    batch_size: int
+    train_rows: int
+    delta: float
+    planned_steps: int
+    target_epsilon: float | None = None
+
+    @property
+    def sampling_rate(self) -> float:
+        """``q = min(1, B / N)``."""
+        return min(1.0, self.batch_size / self.train_rows)
+
+
+def default_delta(train_rows: int) -> float:
+    """``1 / (10 N)``: well below ``1 / N``, the level at which a mechanism may leak a whole example."""
+    return 1.0 / (10.0 * train_rows)
+
+
+def epsilons(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> dict[str, float]:
+    """Epsilon of ``steps`` Poisson-sampled Gaussian steps, by the RDP and the PLD accountant.
+
+    Args:
+        noise_multiplier: ``sigma`` (0 gives infinite epsilon).
+        sampling_rate: ``q``, the chance of each example to be in a step.
+        steps: the number of steps composed.
+        delta: the target delta.
+
+    Returns:
+        ``{"rdp": epsilon, "pld": epsilon}`` (``inf`` without noise, 0 for 0 steps).
+    """
+    import dp_accounting
+    from dp_accounting import pld, rdp
+
+    if steps <= 0:
+        return {"rdp": 0.0, "pld": 0.0}
+    if noise_multiplier <= 0:
+        return {"rdp": math.inf, "pld": math.inf}
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)),
+        steps,
+    )
+    result = {}
+    for name, accountant in (("rdp", rdp.RdpAccountant()), ("pld", pld.PLDAccountant())):
+        accountant.compose(event)
+        result[name] = float(accountant.get_epsilon(delta))
+    return result
+
+
+def _rdp_epsilon(noise_multiplier: float, sampling_rate: float, steps: int, delta: float) -> float:
+    import dp_accounting
+    from dp_accounting import rdp
+
+    event = dp_accounting.SelfComposedDpEvent(
+        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)),
+        steps,
+    )
+    accountant = rdp.RdpAccountant()
+    accountant.compose(event)
+    return float(accountant.get_epsilon(delta))
+
+
+def noise_for_epsilon(
+    target_epsilon: float, sampling_rate: float, steps: int, delta: float, tolerance: float = 1e-3
+) -> float:
+    """The smallest noise multiplier (within ``tolerance``, relative) whose RDP epsilon is at most
+    ``target_epsilon`` after ``steps`` steps, by bisection.
+
+    The RDP bound is the looser of the two accountants, so the PLD epsilon of the result is
+    at most the target too.
+
+    Raises:
+        ConfigError: even ``sigma = 1e4`` does not reach the target.
+    """
+    if steps <= 0:
+        return 0.0
+    high = 1.0
+    while _rdp_epsilon(high, sampling_rate, steps, delta) > target_epsilon:
+        high *= 2.0
+        if high > MAX_NOISE_MULTIPLIER:
+            raise ConfigError(
+                "`dp_target_epsilon` cannot be reached with a noise multiplier up to "
+                f"{MAX_NOISE_MULTIPLIER:g} "
+                f"({steps} steps, sampling rate {sampling_rate:.4g}, delta {delta:.3g}): ask for a larger "
+                f"epsilon, fewer epochs or a smaller batch. Received: dp_target_epsilon={target_epsilon!r}"
+            )
+    low = 0.0
+    while high - low > tolerance * high:
+        middle = (low + high) / 2.0
+        if _rdp_epsilon(middle, sampling_rate, steps, delta) > target_epsilon:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def plan(config: TrainConfig, train_rows: int, planned_steps: int) -> PrivacyPlan | None:
+    """The :class:`PrivacyPlan` of a training configuration (None when DP is off).
+
+    With ``dp_target_epsilon`` the noise multiplier is found by :func:`noise_for_epsilon`
+    for ``planned_steps``.
+
+    Raises:
+        ConfigError: no training rows, or an unreachable target epsilon.
+    """
+    if config.dp_l2_clip is None:
+        return None
+    if train_rows < 1:
+        raise ConfigError(f"DP-SGD needs training rows. Received: train_rows={train_rows!r}")
+    delta = config.dp_delta if config.dp_delta is not None else default_delta(train_rows)
+    rate = min(1.0, config.batch_size / train_rows)
+    sigma = config.dp_noise_multiplier
+    if sigma is None:
+        sigma = noise_for_epsilon(config.dp_target_epsilon, rate, planned_steps, delta)
+        logger.info(
+            "DP-SGD: noise multiplier %.4g gives epsilon <= %g (delta %.3g) after %d steps",
+            sigma,
+            config.dp_target_epsilon,
+            delta,
+            planned_steps,
+        )
+    elif sigma == 0:
+        logger.warning("DP-SGD with --dp-noise-multiplier 0 clips but adds no noise: no privacy guarantee.")
+    return PrivacyPlan(
+        clip=float(config.dp_l2_clip),
+        noise_multiplier=float(sigma),
+        batch_size=config.batch_size,
+        train_rows=int(train_rows),
+        delta=float(delta),
+        planned_steps=int(planned_steps),
+        target_epsilon=config.dp_target_epsilon,
+    )
+
+
+def report(privacy: PrivacyPlan, steps: int) -> dict:
+    """The ``privacy`` block of ``summary.json`` and the export: epsilons for ``steps`` steps taken.
+
+    An infinite epsilon (no noise) is written as None.
+    """
+    found = epsilons(privacy.noise_multiplier, privacy.sampling_rate, steps, privacy.delta)
+
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    return {
+        "epsilon_rdp": finite(found["rdp"]),
+        "epsilon_pld": finite(found["pld"]),
+        "delta": privacy.delta,
+        "noise_multiplier": privacy.noise_multiplier,
+        "clip": privacy.clip,
+        "sampling_rate": privacy.sampling_rate,
+        "batch_size": privacy.batch_size,
+        "train_rows": privacy.train_rows,
+        "steps": int(steps),
+        "target_epsilon": privacy.target_epsilon,
+        "assumption": ASSUMPTION,
+    }
+
+
+def count_rows(dataset: tf.data.Dataset) -> int:
+    """The real rows (any positive sample weight) in one pass over ``(x, y, weights)`` batches."""
+    total = 0
+    for batch in dataset:
+        weights = batch[2] if len(batch) > 2 else None
+        if weights is None:
+            total += int(tf.shape(tf.nest.flatten(batch[0])[0])[0])
+            continue
+        weights = tf.reshape(tf.cast(weights, tf.float32), [tf.shape(weights)[0], -1])
+        total += int(tf.math.count_nonzero(tf.reduce_sum(weights, axis=1) > 0))
+    return total
+
+
+def install_privacy(model: keras.Model, privacy: PrivacyPlan | None) -> None:
+    """Make ``model.fit`` take DP-SGD steps (see the module docstring); None puts Keras' step back.
+
+    Call it after ``model.compile`` (:func:`tfft.train.compile_model` does).
+
+    Raises:
+        ConfigError: the model's loss is not a :class:`tfft.losses.WeightedMeanLoss` (no
+            per-example losses to clip).
+    """
+    if "train_step" in vars(model):
+        delattr(model, "train_step")
+    if privacy is not None:
+        if not isinstance(model.loss, WeightedMeanLoss):
+            task = getattr(getattr(model, "tfft_spec", None), "task", None)
+            raise ConfigError(
+                "DP-SGD (--dp-l2-clip) needs a per-example or per-token loss (tfft.losses.WeightedMeanLoss). "
+                f"Received: task={task!r} with loss {type(model.loss).__name__}"
+            )
+        model.train_step = lambda data: private_train_step(model, data, privacy)
+    model.train_function = None  # traced again with the new step
+
+
+def per_example_losses(loss: WeightedMeanLoss, y, predictions, weights) -> tf.Tensor:
+    """Each row's loss, float32 ``[rows]``: ``w * loss`` per example, or the ``w``-weighted mean
+    over the row's tokens for per-token losses; 0 for filler rows (weight 0)."""
+    losses = tf.cast(loss.per_example(y, predictions), tf.float32)
+    if weights is None:
+        weights = tf.ones_like(losses)
+    weights = tf.reshape(tf.cast(weights, tf.float32), tf.shape(losses))
+    if losses.shape.rank == 1:
+        return losses * weights
+    rows = tf.shape(losses)[0]
+    losses = tf.reshape(losses * weights, [rows, -1])
+    weights = tf.reshape(weights, [rows, -1])
+    return tf.math.divide_no_nan(tf.reduce_sum(losses, axis=1), tf.reduce_sum(weights, axis=1))
+
+
+def clip_and_sum(jacobians: list[tf.Tensor], clip: float) -> tuple[list[tf.Tensor], tf.Tensor]:
+    """Clip each example's gradient to global L2 norm ``clip`` and sum over examples, in float32.
+
+    Args:
+        jacobians: per variable, the per-example gradients ``[rows, *variable.shape]``.
+        clip: ``C``.
+
+    Returns:
+        The summed clipped gradients (one per variable) and the per-example norms ``[rows]``
+        before clipping.
+    """
+    jacobians = [tf.cast(j, tf.float32) for j in jacobians]
+    squares = tf.add_n(
+        [tf.reduce_sum(tf.reshape(tf.square(j), [tf.shape(j)[0], -1]), axis=1) for j in jacobians]
+    )
+    norms = tf.sqrt(squares)
+    factors = clip / tf.maximum(norms, clip)  # min(1, C / norm)
+    return [tf.tensordot(factors, j, axes=1) for j in jacobians], norms
+
+
+def gaussian_noise(like: list[tf.Tensor], stddev: float) -> list[tf.Tensor]:
+    """Noise ``N(0, stddev^2)`` shaped like ``like``, drawn on replica 0 only (zeros elsewhere),
+    so that the replicas' all-reduced sum carries it once."""
+    context = tf.distribute.get_replica_context()
+    replica = context.replica_id_in_sync_group if context is not None else 0
+    first = tf.cast(tf.equal(replica, 0), tf.float32)
+    return [tf.random.normal(tf.shape(t), stddev=stddev, dtype=tf.float32) * first for t in like]
+
+
+def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
+    """The DP-SGD gradient of one batch (per replica: its clipped sum, plus the noise on replica 0,
+    divided by the global batch size), its variables, and the forward pass.
+
+    Returns:
+        ``(gradients, variables, predictions, norms)``: only variables that get a gradient.
+    """
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    variables = model.trainable_variables
+    optimizer = model.optimizer
+    scaling = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+    with tf.GradientTape() as tape:
+        predictions = model(x, training=True)
+        losses = per_example_losses(model.loss, y, predictions, weights)
+        scaled = optimizer.get_scaled_loss(losses) if scaling else losses
+    jacobians = tape.jacobian(scaled, variables, experimental_use_pfor=True)
+    used = [i for i, j in enumerate(jacobians) if j is not None]  # no gradient: the optimizer skips it
+    jacobians = [jacobians[i] for i in used]
+    if scaling:
+        jacobians = optimizer.get_unscaled_gradients(jacobians)
+    sums, norms = clip_and_sum(jacobians, privacy.clip)
+    noise = gaussian_noise(sums, privacy.noise_multiplier * privacy.clip)
+    gradients = [(s + n) / float(privacy.batch_size) for s, n in zip(sums, noise)]
+    return gradients, [variables[i] for i in used], predictions, norms
+
+
+def private_train_step(model: keras.Model, data, privacy: PrivacyPlan) -> dict:
+    """One DP-SGD update (see the module docstring); the logged loss and metrics are Keras' own.
+
+    Returns:
+        The model's metric results, as Keras' ``train_step`` returns them.
+    """
+    x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
+    gradients, variables, predictions, _ = private_gradients(model, data, privacy)
+    loss = model.compute_loss(x, y, predictions, weights)
+    model._validate_target_and_loss(y, loss)
+    model.optimizer.apply_gradients(zip(gradients, variables))
+    model.compiled_metrics.update_state(y, predictions, weights)
+    return model.get_metrics_result()
