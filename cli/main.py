@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from tfft_cli.doctor import doctor, task_lines, tasks
 from tfft_cli.options import GroupedCommand, overrides, with_config_options
-from tfft_cli.output import add_verbosity_options, handle_errors, keras_verbose, progress_to_stderr
+from tfft_cli.output import (
+    add_verbosity_options,
+    handle_errors,
+    keras_verbose,
+    progress_to_stderr,
+    stdin_as_file,
+)
 from tfft_cli.reports import inspect, slice_lines, slice_options
 
 EXAMPLE_FIT = """
@@ -64,22 +71,38 @@ def cli() -> None:
     is_flag=True,
     help="Replace a finished (or interrupted) run in --run-dir instead of refusing.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Estimate memory and time from a few real steps on a throw-away model; train, save, export nothing.",
+)
 @with_config_options("fit")
 @handle_errors
-def fit(config_path, as_json, overwrite, **options):
+def fit(config_path, as_json, overwrite, dry_run, **options):
     """Fine-tune a backbone, evaluate each epoch, keep the best weights and export."""
     from tfft.config import load_config
     from tfft_cli.checks import check_fit
     from tfft_cli.results import fit_report, fit_table
 
     config = load_config(config_path, overrides(options))
-    check_fit(config, overwrite=overwrite)  # before TensorFlow loads
+    check_fit(config, overwrite=overwrite, run_folder=not dry_run)  # before TensorFlow loads
+    if dry_run:
+        from tfft_cli.dry_run import dry_run_command
 
+        click.echo(dry_run_command(config, as_json))
+        return
+
+    from tfft.errors import Interrupted
     from tfft.pipeline import run_fit
     from tfft.tasks import get_task
+    from tfft_cli.results import interrupted_message
 
-    with progress_to_stderr():
-        result = run_fit(config, verbose=keras_verbose(), overwrite=overwrite)
+    try:
+        with progress_to_stderr():
+            result = run_fit(config, verbose=keras_verbose(), overwrite=overwrite)
+    except Interrupted as error:  # SIGINT/SIGTERM: 130/143, the resume command, no traceback
+        click.echo(interrupted_message(error), err=True)
+        raise click.exceptions.Exit(error.exit_code) from None
     report = fit_report(result, config, get_task(config.model.task))
     click.echo(json.dumps(report) if as_json else "\n".join(fit_table(report)))
 
@@ -143,6 +166,7 @@ def evaluate(model_dir, data, batch_size, max_examples, as_json, slice_columns, 
 Examples:
   tfft predict saved_models/sst2 --text "a gripping, funny film" --text "dull"
   tfft predict saved_models/sst2 --input dev.tsv --text-column sentence --output predictions.jsonl
+  cat new.jsonl | tfft predict saved_models/sst2 --input -
 """,
 )
 @click.argument("model_dir", type=click.Path())
@@ -153,7 +177,9 @@ Examples:
     multiple=True,
     help="Its second text, for pair models (qa: the context). Repeatable.",
 )
-@click.option("--input", "input_path", default=None, help="A file of inputs (the formats of --data).")
+@click.option(
+    "--input", "input_path", default=None, help="A file of inputs (the formats of --data); - reads stdin."
+)
 @click.option(
     "--output", type=click.Path(dir_okay=False), default=None, help="Write JSON Lines here (default: stdout)."
 )
@@ -176,7 +202,10 @@ def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **opti
         raise ConfigError(f"--text-pair was given {len(pairs)} times for {len(texts)} --text.")
     with progress_to_stderr():
         if input_path:
-            examples = read_inputs(model, input_path, config)
+            with (
+                stdin_as_file(config.data.format) if input_path == "-" else nullcontext(input_path) as source
+            ):
+                examples = read_inputs(model, source, config)
             rows = list(predict_rows(model, examples=examples, batch_size=batch_size))
         else:
             rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size))

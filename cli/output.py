@@ -202,3 +202,26 @@ def handle_errors(command):
             raise click.ClickException(" ".join(str(error).split())) from None
 
     return wrapper
+
+
+def sniff_format(text: str) -> str:
+    """The format of data read from stdin without ``--format``: JSON Lines when the first
+    line is an object, TSV when it has a tab, else CSV."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if first.lstrip().startswith("{"):
+        return "jsonl"
+    return "tsv" if "\t" in first else "csv"
+
+
+@contextlib.contextmanager
+def stdin_as_file(fmt: str | None):
+    """``--input -``: stdin saved to a temporary file named for its format (``--format``,
+    else :func:`sniff_format`); yields its path, removed afterwards."""
+    import tempfile
+
+    text = sys.stdin.read()
+    with tempfile.TemporaryDirectory(prefix="tfft-stdin-") as folder:
+        path = os.path.join(folder, f"stdin.{fmt or sniff_format(text)}")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        yield path

@@ -97,3 +97,17 @@ def fit_table(report: dict) -> list[str]:
     rows.extend(("next" if i == 0 else "", command) for i, command in enumerate(report["next"]))
     width = max(len(label) for label, _ in rows)
     return [f"{label:<{width}}  {value}" for label, value in rows]
+
+
+def interrupted_message(error) -> str:
+    """The stderr line of a ``fit`` stopped by SIGINT/SIGTERM (a :class:`tfft.errors.Interrupted`):
+    where it stopped and the exact command that resumes it, or that nothing was kept."""
+    from tfft.folders import resume_command
+
+    if error.run_dir is None:
+        return f"Interrupted ({error.signal_name}) before training started; nothing was kept."
+    step = "" if error.step is None else f" at optimizer step {error.step}"
+    return (
+        f"Interrupted ({error.signal_name}){step}; the backup in {Path(error.run_dir) / 'backup'} is kept. "
+        f"Resume with: {resume_command(Path(error.run_dir))}"
+    )

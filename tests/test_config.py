@@ -90,4 +90,7 @@ def test_with_task_keeps_shared_options():
     config = load_config(None, {"model.task": "regress", "task.label_columns": "a,b"})
     moved = config.with_task("multilabel")
     assert moved.model.task == "multilabel" and moved.task.label_columns == "a,b"
-    assert dataclasses.asdict(moved.with_task("classify").task) == {"class_weights": None}
+    assert dataclasses.asdict(moved.with_task("classify").task) == {
+        "class_weights": None,
+        "label_names": None,
+    }

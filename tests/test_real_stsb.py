@@ -52,6 +52,7 @@ def test_minilm_reaches_pearson_080_on_held_out_stsb(minilm, tmp_path):
     columns = ["--text-column", "sentence1", "--text-pair-column", "sentence2", "--label-column", "score"]
     args = [
         "fit",
+        "--json",
         "--hf-model",
         minilm,
         "--task",

@@ -293,6 +293,7 @@ def cli(*args):
 def fit_args(backbone: list, data: dict, tmp_path: Path, *extra) -> list:
     return [
         "fit",
+        "--json",
         *backbone,
         "--task",
         "regress",

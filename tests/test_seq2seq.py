@@ -379,6 +379,7 @@ def test_cli_fit_predict_evaluate_translate(bert2bert_dirs, parallel_files, tmp_
         cli,
         [
             "fit",
+            "--json",
             "--hf-model",
             str(encoder),
             "--decoder-model",

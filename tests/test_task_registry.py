@@ -94,7 +94,8 @@ def test_a_registered_task_reaches_the_cli_yaml_and_api(toy_task, tiny_bert_dir,
     config = RunConfig.from_dict({"model": {"task": "toy"}, "task": {"repeat": 3}})
     assert config.task.repeat == 3 and type(config.task).__name__ == "ToyOptions"
     with pytest.raises(
-        ConfigError, match="unknown key\\(s\\) repat in section `task`. Known keys: class_weights, repeat"
+        ConfigError,
+        match="unknown key\\(s\\) repat in section `task`. Known keys: class_weights, label_names, repeat",
     ):
         RunConfig.from_dict({"model": {"task": "toy"}, "task": {"repat": 3}})
     with pytest.raises(ConfigError, match="`repeat` must be > 0"):
@@ -117,7 +118,11 @@ def test_a_registered_task_reaches_the_cli_yaml_and_api(toy_task, tiny_bert_dir,
     )
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["model"]["task"] == "toy" and saved["task"] == {"class_weights": None, "repeat": 2}
+    assert saved["model"]["task"] == "toy" and saved["task"] == {
+        "class_weights": None,
+        "label_names": None,
+        "repeat": 2,
+    }
 
 
 def test_the_toy_task_leaves_no_trace():

@@ -24,3 +24,36 @@ class BackboneError(TfftError):
 
 class ExportError(TfftError):
     """A model cannot be exported or an export cannot be loaded."""
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM stopped a run (see :mod:`tfft.interrupt`).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that no ``except Exception`` on the
+    way swallows it.
+
+    Attributes:
+        signum: the signal's number.
+        step: the optimizer step training stopped at (None before training).
+        run_dir: the run folder that holds the backup to resume from (None when nothing
+            was kept: the run stopped before training started).
+    """
+
+    def __init__(self, signum: int, step: int | None = None, run_dir=None):
+        super().__init__(signum)
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+
+    @property
+    def signal_name(self) -> str:
+        """``"SIGINT"``, ``"SIGTERM"``, ..."""
+        import signal
+
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum

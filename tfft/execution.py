@@ -112,6 +112,13 @@ def _make_strategy(name: str, gpus) -> tf.distribute.Strategy:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The ``--strategy`` value that makes ``strategy``: ``default``, ``mirrored`` or ``multi-worker``."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi-worker"
+    return "mirrored" if isinstance(strategy, tf.distribute.MirroredStrategy) else "default"
+
+
 @contextlib.contextmanager
 def runtime(config: RuntimeConfig = RuntimeConfig()):
     """Set up distribution, precision and determinism for a run; restore them afterwards.

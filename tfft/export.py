@@ -15,7 +15,7 @@ never overwritten. Signatures:
   carry the Python tokenizer in ``assets.extra/tokenizer/``.
 
 ``assets.extra/tfft.json`` records the task, its settings (labels, ...) and how to feed
-the model.
+the model; ``README.md`` is a model card made from it (:mod:`tfft.model_card`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tfft.backbones.lora import lora_of, merged_lora
 from tfft.config import STAGING_PREFIX
 from tfft.errors import ExportError
 from tfft.model import spec_of
+from tfft.model_card import model_card
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,13 @@ def export_saved_model(
         if encoder is not None and not serving.in_graph_tokenizer and hasattr(encoder, "tokenizer"):
             encoder.tokenizer.save_pretrained(str(extra_dir / "tokenizer"))
         (extra_dir / METADATA).write_text(json.dumps(metadata, indent=2))
-        return _publish(staging, export_dir)
+        (staging / "README.md").write_text(model_card(metadata, str(export_dir / "VERSION")))
+        target = _publish(staging, export_dir)
+        try:  # the card's example commands with the real version folder
+            (target / "README.md").write_text(model_card(metadata, str(target)))
+        except OSError:
+            pass
+        return target
     except (OSError, tf.errors.OpError) as error:
         shutil.rmtree(staging, ignore_errors=True)
         reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)

@@ -8,9 +8,11 @@ A run folder (``--run-dir``) is in one of these states (:func:`run_state`):
 - ``finished``: its ``summary.json`` says ``"status": "finished"`` (folders written before
   the status existed count as finished: ``summary.json`` was only written at the end);
 - ``failed``: ``summary.json`` says ``"status": "failed"`` (with the error);
+- ``interrupted``: ``summary.json`` says ``"status": "interrupted"``: SIGINT or SIGTERM
+  stopped training at a clean point and the backup was kept (:mod:`tfft.interrupt`);
 - ``unfinished``: anything else (a run that crashed or was killed, or one still training).
 
-A finished run is only replaced with ``overwrite``; an unfinished or failed one is continued
+A finished run is only replaced with ``overwrite``; any other one is continued
 (from its backup, when there is one) if it has the same settings, and refused otherwise with
 the exact command that resumes it. A folder tfft created is removed again when the run fails
 before training starts (:meth:`RunFolder.guard`); a failure during training is recorded in
@@ -28,11 +30,13 @@ import shlex
 import shutil
 from pathlib import Path
 
-from tfft.errors import ConfigError, ExportError, TfftError
+from tfft.errors import ConfigError, ExportError, Interrupted, TfftError
 
-FINISHED, FAILED, UNFINISHED, NEW = "finished", "failed", "unfinished", "new"
+FINISHED, FAILED, INTERRUPTED, UNFINISHED, NEW = "finished", "failed", "interrupted", "unfinished", "new"
 #: sections and keys that may change when an interrupted run is continued
 _FREE_TO_CHANGE = ("export", "runtime", "train.resume")
+#: keys whose unset value (None) means "let tfft choose": config.yaml holds the choice made
+_RESOLVED_WHEN_UNSET = ("train.monitor",)
 
 
 def default_run_dir(root: str | os.PathLike = "runs") -> Path:
@@ -56,14 +60,16 @@ def read_summary(run_dir: str | os.PathLike) -> dict | None:
 
 
 def run_state(run_dir: str | os.PathLike) -> str:
-    """``"new"``, ``"finished"``, ``"failed"`` or ``"unfinished"`` (see the module docstring)."""
+    """``"new"``, ``"finished"``, ``"failed"``, ``"interrupted"`` or ``"unfinished"`` (see the
+    module docstring)."""
     path = Path(run_dir)
     if not path.is_dir() or not any(path.iterdir()):
         return NEW
     summary = read_summary(path)
     if summary is None:
         return UNFINISHED
-    return FAILED if summary.get("status") == FAILED else FINISHED
+    status = summary.get("status")
+    return status if status in (FAILED, INTERRUPTED) else FINISHED
 
 
 def check_export_dir(export_dir: Path) -> None:
@@ -104,7 +110,11 @@ def setting_changes(run_dir: Path, config) -> list[str]:
     except TfftError as error:
         return [f"its config.yaml cannot be read ({error})"]
     now = _comparable(config)
-    keys = [key for key in dict.fromkeys([*saved, *now]) if saved.get(key) != now.get(key)]
+    keys = [
+        key
+        for key in dict.fromkeys([*saved, *now])
+        if saved.get(key) != now.get(key) and not (key in _RESOLVED_WHEN_UNSET and now.get(key) is None)
+    ]
     return [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in keys]
 
 
@@ -162,13 +172,20 @@ class RunFolder:
     @contextlib.contextmanager
     def guard(self):
         """On an error: before training, remove the folder if tfft created it; during or
-        after training, write ``summary.json`` with ``"status": "failed"`` and the error."""
+        after training, write ``summary.json`` with ``"status": "failed"`` and the error, or
+        on :class:`~tfft.errors.Interrupted` ``"status": "interrupted"`` (and set the
+        exception's ``run_dir``)."""
         try:
             yield self
         except BaseException as error:
             if not self.training:
                 if self.created:
                     shutil.rmtree(self.path, ignore_errors=True)
+                elif isinstance(error, Interrupted) and (self.path / "backup").is_dir():
+                    error.run_dir = self.path  # an earlier run's backup is still there
+            elif isinstance(error, Interrupted) and self.record:
+                write_interruption(self.path, error)
+                error.run_dir = self.path
             elif isinstance(error, Exception) and self.record:
                 write_failure(self.path, error)
             raise
@@ -186,6 +203,23 @@ def write_failure(run_dir: Path, error: BaseException) -> None:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     except OSError:
         pass  # the original error matters more
+
+
+def write_interruption(run_dir: Path, interrupted: Interrupted) -> None:
+    """``summary.json`` of a run stopped by a signal: status, signal, step, the command that
+    resumes it, and when."""
+    summary = {
+        "status": INTERRUPTED,
+        "signal": interrupted.signal_name,
+        "optimizer_steps": interrupted.step,
+        "run_dir": str(run_dir),
+        "resume": resume_command(run_dir),
+        "interrupted_at": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    except OSError:
+        pass  # stopping matters more
 
 
 def plan_run_dir(config, overwrite: bool = False) -> RunFolder:
@@ -230,7 +264,7 @@ def plan_run_dir(config, overwrite: bool = False) -> RunFolder:
         )
     changes = setting_changes(path, config)
     if changes:
-        kind = "earlier failed" if state == FAILED else "unfinished"
+        kind = {FAILED: "earlier failed", INTERRUPTED: "interrupted"}.get(state, "unfinished")
         raise ConfigError(
             f"--run-dir {path} holds an {kind} run with other settings"
             f" ({'; '.join(changes[:4])}{'; ...' if len(changes) > 4 else ''}). "

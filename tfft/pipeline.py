@@ -21,17 +21,19 @@ from tfft.backbones.freezing import parameter_counts
 from tfft.backbones.lora import write_adapter_file
 from tfft.config import RunConfig, load_config
 from tfft.data import TextExamples
+from tfft.environment import devices, versions
 from tfft.errors import ConfigError, ExportError
-from tfft.execution import runtime
+from tfft.execution import runtime, strategy_name
 from tfft.export import export_saved_model
 from tfft.exported import ExportedClassifier, ExportedModel  # noqa: F401 - public names
 from tfft.folders import FINISHED, check_export_dir, default_run_dir, plan_run_dir  # noqa: F401 - public names
+from tfft.interrupt import FINISHING, TRAINING, StopRequest, stop_on_signals
 from tfft.keras import keras
 from tfft.model import build_model
 from tfft.privacy import count_rows, plan, report
 from tfft.reports.data import data_report
 from tfft.tasks import get_task
-from tfft.train import fit
+from tfft.train import fit, resolved_monitor
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,9 @@ def run_fit(
     one that holds a finished run is refused unless ``overwrite`` (see :mod:`tfft.folders`).
     The run folder is created once the data and options are checked; it is removed again
     if the run fails before training, and ``summary.json`` says ``"status": "failed"`` (with
-    the error) if it fails later.
+    the error) if it fails later. SIGINT (Ctrl-C) and SIGTERM stop training after the current
+    step with a backup there, ``summary.json`` saying ``"status": "interrupted"`` with the
+    command that resumes (see :mod:`tfft.interrupt`; not under multi-worker).
 
     Args:
         config: the resolved run configuration.
@@ -98,7 +102,16 @@ def run_fit(
 
     Returns:
         A :class:`FitResult` with the run folder, the export and the final metrics.
+
+    Raises:
+        Interrupted: a signal stopped the run (its ``run_dir`` is set when a backup was kept).
     """
+    with stop_on_signals(enabled=config.runtime.strategy != "multi-worker") as stop:
+        return _run_fit(config, verbose, callbacks, overwrite, stop)
+
+
+def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopRequest) -> FitResult:
+    """:func:`run_fit`, with the signal request ``stop`` set by its handlers."""
     config.model.check_source()
     task = get_task(config.model.task)
     train, evaluation = read_train_eval(config)
@@ -115,6 +128,10 @@ def run_fit(
         # A TF Hub SavedModel computes in the dtype it was saved with: a mixed policy would
         # only lower the precision of the head.
         runtime_config = dataclasses.replace(runtime_config, precision="float32")
+    if runtime_config.xla is None and config.model.hub_url:
+        # Decided before the runtime is set up, so that its log line says what runs.
+        runtime_config = dataclasses.replace(runtime_config, xla=False)
+        logger.info("XLA is off by default for TF Hub backbones (--xla turns it on).")
 
     started = time.perf_counter()
     with folder.guard(), runtime(runtime_config) as chosen:
@@ -125,7 +142,6 @@ def run_fit(
             run_dir = _make_run_dir(config, run_dir / "workers" / chosen.worker)
             if export_dir is not None:
                 export_dir = run_dir / "discarded-export"
-        config.save(run_dir / "config.yaml")
         (run_dir / "task.json").write_text(json.dumps({"task": task.name, "settings": settings}, indent=2))
         if settings.get("labels"):
             (run_dir / "labels.json").write_text(json.dumps({"names": list(settings["labels"])}, indent=2))
@@ -133,22 +149,26 @@ def run_fit(
         check_accumulation(config, chosen.replicas)
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
-            model = _build(config, settings)
+            model = build_run_model(config, settings)
         parameters = parameter_counts(model)
         logger.info("Parameters: %s trainable of %s", *(f"{parameters[k]:,}" for k in ("trainable", "total")))
         xla = chosen.xla
-        if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
+        if runtime_config.xla is None and not model.tfft_spec.backbone.xla_by_default:
             xla = False
             logger.info(
                 "XLA is off by default for %s backbones (--xla turns it on).", model.tfft_spec.backbone.kind
             )
+        _save_resolved_config(
+            run_dir / "config.yaml", config, chosen, xla, folder.path, evaluation is not None
+        )
         if chosen.is_chief:
             _write_data_report(run_dir, train, evaluation, config, model)
-        train_data = _dataset(model, train, config, training=True)
-        eval_data = None if evaluation is None else _dataset(model, evaluation, config, training=False)
+        train_data = run_dataset(model, train, config, training=True)
+        eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
-        privacy = _privacy_plan(config, train_data, steps_per_epoch)
+        privacy = privacy_plan(config, train_data, steps_per_epoch)
         folder.start_training(record=chosen.is_chief)
+        stop.phase = TRAINING
         history = fit(
             model,
             train_data,
@@ -160,7 +180,9 @@ def run_fit(
             verbose=verbose,
             callbacks=callbacks,
             privacy=privacy,
+            stop=stop,
         )
+        stop.phase = FINISHING
         privacy_report = None if privacy is None else _privacy_report(privacy, history.optimizer_steps)
         train_seconds = time.perf_counter() - started
         if config.model.lora_rank is not None and chosen.is_chief:
@@ -178,6 +200,9 @@ def run_fit(
                 extra={
                     "run_dir": str(run_dir),
                     "eval_metrics": _headline(task, metrics),
+                    "data": _data_record(config, train, evaluation),
+                    "training": _training_record(config, chosen, xla, history.optimizer_steps),
+                    "versions": versions(),
                     **({} if privacy_report is None else {"privacy": privacy_report}),
                 },
             )
@@ -189,6 +214,8 @@ def run_fit(
         "run_dir": str(run_dir),
         "export_path": None if export_path is None else str(export_path),
         "runtime": {**chosen.describe(), "xla": xla},
+        "versions": versions(),
+        "devices": devices(),
         "train_examples": len(train),
         "eval_examples": 0 if evaluation is None else len(evaluation),
         "train_seconds": round(train_seconds, 1),
@@ -202,6 +229,56 @@ def run_fit(
         summary["privacy"] = privacy_report
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return FitResult(run_dir, export_path, metrics, summary["history"])
+
+
+def _save_resolved_config(path: Path, config: RunConfig, chosen, xla: bool, run_dir: Path, has_eval: bool):
+    """``config.yaml`` with what ran in place of ``auto`` and unset values (strategy,
+    precision, XLA, monitor, run folder); a comment line above it gives the replicas and
+    devices. The file runs again as it is, and resumes the run (``runtime`` and ``export``
+    may change on resuming; an unset ``--monitor`` matches the one it resolved to)."""
+    runtime_config = dataclasses.replace(
+        config.runtime, strategy=strategy_name(chosen.strategy), precision=chosen.precision, xla=xla
+    )
+    default_monitor = get_task(config.model.task).default_monitor
+    train = dataclasses.replace(
+        config.train, monitor=resolved_monitor(config.train.monitor, default_monitor, has_eval)
+    )
+    export = dataclasses.replace(config.export, run_dir=str(run_dir))
+    resolved = dataclasses.replace(config, runtime=runtime_config, train=train, export=export)
+    resolved.save(path)
+    head = f"# resolved by tfft: {chosen.replicas} replica(s) on {', '.join(chosen.devices)}\n"
+    path.write_text(head + path.read_text())
+
+
+def _data_record(config: RunConfig, train, evaluation) -> dict:
+    """The export's ``data``: sources, sizes and the columns read (``tfft evaluate`` and
+    ``predict`` read the same columns by default)."""
+    data = config.data
+    return {
+        "train": str(data.train) if data.train else None,
+        "eval": str(data.eval)
+        if data.eval
+        else (f"{data.eval_split:g} of train" if data.eval_split else None),
+        "train_examples": len(train),
+        "eval_examples": 0 if evaluation is None else len(evaluation),
+        "text_column": data.text_column,
+        "text_pair_column": data.text_pair_column,
+        "label_column": data.label_column,
+    }
+
+
+def _training_record(config: RunConfig, chosen, xla: bool, steps: int) -> dict:
+    """The export's ``training``: the settings that shaped the weights, and the runtime."""
+    train = config.train
+    fields = ("epochs", "batch_size", "learning_rate", "lr_schedule", "warmup_ratio", "optimizer")
+    record = {name: getattr(train, name) for name in (*fields, "weight_decay", "seed")}
+    return {
+        **record,
+        "optimizer_steps": steps,
+        "precision": chosen.precision,
+        "xla": xla,
+        "replicas": chosen.replicas,
+    }
 
 
 def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, model) -> None:
@@ -222,7 +299,7 @@ def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, mode
         logger.info("data report: %s", line)
 
 
-def _build(config: RunConfig, settings: dict):
+def build_run_model(config: RunConfig, settings: dict):
     """The model a run configuration describes, with the task settings from its data."""
     return build_model(
         hf_model=config.model.hf_model,
@@ -254,7 +331,7 @@ def check_accumulation(config: RunConfig, replicas: int) -> None:
         )
 
 
-def _privacy_plan(config: RunConfig, train_data: tf.data.Dataset, steps_per_epoch: int):
+def privacy_plan(config: RunConfig, train_data: tf.data.Dataset, steps_per_epoch: int):
     """DP-SGD settings for the run (None without ``--dp-l2-clip``): the real training rows are
     counted in one pass over the batches (qa: windows, not questions)."""
     if config.train.dp_l2_clip is None:
@@ -286,7 +363,7 @@ def _headline(task, metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k in task.headline}
 
 
-def _dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Dataset:
+def run_dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Dataset:
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each);
     evaluation batches of ``batch_size``."""
     accumulation = config.train.grad_accum_steps if training else 1
@@ -353,8 +430,10 @@ def _evaluate_slices(model, data, config, batch_size, max_examples, slice_column
 
 def _config_for_export(model: ExportedModel, config: RunConfig | None) -> RunConfig:
     """The reading configuration for an export: its task; task options given explicitly,
-    else the ones it was trained with (e.g. multi-label columns)."""
+    else the ones it was trained with (e.g. multi-label columns); likewise the text, pair
+    and label columns (recorded in exports since tfft fit writes ``data`` in the metadata)."""
     config = (config or RunConfig()).with_task(model.task.name)
+    config = dataclasses.replace(config, data=_trained_columns(model, config.data))
     defaults = type(config.task)()
     names = {field.name for field in dataclasses.fields(config.task)}
 
@@ -370,6 +449,18 @@ def _config_for_export(model: ExportedModel, config: RunConfig | None) -> RunCon
         if field.name in model.settings and not any(given(name) for name in group):
             trained[field.name] = model.settings[field.name]
     return dataclasses.replace(config, task=dataclasses.replace(config.task, **trained))
+
+
+def _trained_columns(model: ExportedModel, data):
+    """``data`` with the columns the model was trained with where it has the defaults."""
+    recorded = model.metadata.get("data") or {}
+    defaults = type(data)()
+    columns = {
+        name: recorded[name]
+        for name in ("text_column", "text_pair_column", "label_column")
+        if recorded.get(name) is not None and getattr(data, name) == getattr(defaults, name)
+    }
+    return dataclasses.replace(data, **columns) if columns else data
 
 
 def read_inputs(model: ExportedModel, source: str, config: RunConfig | None = None):
@@ -413,7 +504,7 @@ def run_export(run_dir: str | os.PathLike, export_dir: str | os.PathLike | None 
     settings = _run_settings(run_dir)
     target = Path(export_dir or config.export.target() or Path(config.export.export_root) / run_dir.name)
     check_export_dir(target)
-    model = _build(config, settings)
+    model = build_run_model(config, settings)
     model.load_weights(str(checkpoint)).expect_partial()
     return export_saved_model(
         model, target, max_length=config.data.max_length, extra={"run_dir": str(run_dir)}

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from tfft.accumulation import install_accumulation
 from tfft.config import TrainConfig
-from tfft.errors import ConfigError, TfftError
+from tfft.errors import ConfigError, Interrupted, TfftError
+from tfft.interrupt import StopRequest
 from tfft.keras import keras
 from tfft.model import loss_for, metrics_for, spec_of
 from tfft.privacy import PrivacyPlan, install_privacy
@@ -145,6 +146,46 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def resolved_monitor(monitor: str | None, default: str, has_eval: bool) -> str:
+    """The metric that picks the best epoch: ``monitor`` (else the task's ``default``) as a
+    ``val_`` metric with evaluation data, ``loss`` without."""
+    if not has_eval:
+        return "loss"
+    monitor = monitor or default
+    return monitor if monitor.startswith("val_") else f"val_{monitor}"
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Ends training at a clean point once a signal asked for it (:mod:`tfft.interrupt`).
+
+    After a training step (not the epoch's last): writes the backup at that step and raises
+    :class:`~tfft.errors.Interrupted`; resuming continues with the next step. After the
+    epoch's last step the epoch is finished first (validation, checkpoint, ``metrics.json``:
+    this callback comes last) and the backup marks it done. Needs ``backup`` to save every
+    N steps (an integer ``save_freq``): only such backups record the step.
+    """
+
+    def __init__(self, request: StopRequest, backup: keras.callbacks.BackupAndRestore):
+        super().__init__()
+        self.request, self.backup = request, backup
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.request.signum is not None and batch < self.params["steps"] - 1:
+            self._stop(self.backup._current_epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.request.signum is not None:
+            self._stop(epoch, self.params["steps"] - 1)
+
+    def _stop(self, epoch: int, batch: int) -> None:
+        """Back up as done with ``batch`` of ``epoch`` and raise :class:`Interrupted`."""
+        state = self.backup._training_state
+        state._ckpt_saved_epoch.assign(epoch)
+        state._ckpt_saved_batch.assign(batch)
+        state.back_up(epoch=epoch, batch=batch)
+        raise Interrupted(self.request.signum, step=int(self.model.optimizer.iterations.numpy()))
+
+
 def fit(
     model: keras.Model,
     train_data: tf.data.Dataset,
@@ -157,6 +198,7 @@ def fit(
     verbose: int | str = "auto",
     callbacks: list | None = None,
     privacy: PrivacyPlan | None = None,
+    stop: StopRequest | None = None,
 ) -> keras.callbacks.History:
     """Compile and train; keep the best weights by ``config.monitor``; resume after a crash.
 
@@ -180,6 +222,8 @@ def fit(
         verbose: Keras progress output.
         callbacks: more Keras callbacks.
         privacy: DP-SGD settings (:func:`tfft.privacy.plan`), or None.
+        stop: a SIGINT/SIGTERM request (:func:`tfft.interrupt.stop_on_signals`): when set,
+            training stops after the current step with a backup there.
 
     Returns:
         The Keras ``History``, with ``optimizer_steps``: the steps taken in all, a resumed
@@ -189,18 +233,17 @@ def fit(
         ConfigError: ``config.resume`` without a backup in ``run_dir``.
         NonFiniteLoss: the loss became NaN or infinite (the backup is discarded;
             ``checkpoints/best`` keeps the last good weights).
+        Interrupted: ``stop`` was set (the backup is kept).
     """
     run_dir = Path(run_dir)
     backup_dir = run_dir / "backup"
     if config.resume and not any(backup_dir.glob("**/*.index")):
         raise ConfigError(f"--resume: no backup to resume from in {backup_dir}.")
-    monitor = (
-        (config.monitor or spec_of(model).task_object.default_monitor) if eval_data is not None else "loss"
+    monitor = resolved_monitor(
+        config.monitor, spec_of(model).task_object.default_monitor, eval_data is not None
     )
     if eval_data is None and config.early_stopping_patience:
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
-    if eval_data is not None and not monitor.startswith("val_"):
-        monitor = f"val_{monitor}"
     mode = "min" if monitor.endswith(("loss", "mae", "mse", "error")) else "max"
     compile_model(model, config, steps_per_epoch * config.epochs, xla, privacy)
 
@@ -212,8 +255,13 @@ def fit(
     threshold = (
         (min if mode == "min" else max)(earlier) if earlier and Path(f"{best}.index").exists() else None
     )
+    # Every N steps, never "epoch": only step backups record the step, which a stop by
+    # signal needs (an epoch's worth of steps backs up at the end of each epoch's steps).
+    backup = keras.callbacks.BackupAndRestore(
+        str(backup_dir), save_freq=config.backup_every_steps or steps_per_epoch
+    )
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=config.backup_every_steps or "epoch"),
+        backup,
         non_finite,
         keras.callbacks.ModelCheckpoint(
             str(best),
@@ -231,6 +279,8 @@ def fit(
         all_callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience)
         )
+    if stop is not None:
+        all_callbacks.append(StopWhenAsked(stop, backup))  # last: an epoch is recorded before it stops
     if any(backup_dir.glob("**/*.index")):
         logger.info("Resuming from the backup in %s", backup_dir)
     history = model.fit(

@@ -16,8 +16,26 @@ from tfft.data import LabelSet
 from tfft.errors import ConfigError, DataError
 from tfft.losses import classification_loss
 from tfft.tasks.classify.metrics import class_weights, classification_metrics, classification_train_metrics
-from tfft.tasks.classify.options import ClassifyOptions
+from tfft.tasks.classify.options import ClassifyOptions, label_name_map
 from tfft.tasks.sequence import SequenceTask, label_names_from_args, per_name_lines
+
+
+def name_labels(examples, mapping: dict[str, str]) -> list[str]:
+    """The examples' raw labels as their ``--label-names`` names (labels that are names
+    already stay).
+
+    Raises:
+        DataError: a label that ``--label-names`` does not name (file, line and label).
+    """
+    known = {**{name: name for name in mapping.values()}, **mapping}
+    given = ",".join(f"{label}={name}" for label, name in mapping.items())
+    for label, row in zip(examples.labels, examples.rows):
+        if label not in known:
+            raise DataError(
+                f"{examples.source}:{row}: label {label!r} in column `{label_column(examples)}` has no name "
+                f"in --label-names. Received: label_names={given!r}"
+            )
+    return [known[label] for label in examples.labels]
 
 
 def label_column(examples) -> str:
@@ -43,6 +61,9 @@ class ClassifyTask(SequenceTask):
             extra_columns=extra_columns,
         )
         examples.label_column = config.data.label_column
+        label_names = getattr(config.task, "label_names", None)
+        if labelled and label_names and examples.labels is not None:
+            examples.labels = name_labels(examples, label_name_map("label_names", label_names))
         return examples
 
     def split(self, examples, fraction, seed):
@@ -58,7 +79,13 @@ class ClassifyTask(SequenceTask):
                 f"{train.source}: column `{label_column(train)}` has a single label "
                 f"({labels.names[0]!r}); classification needs at least 2."
             )
-        return {"labels": list(labels.names)}
+        label_names = getattr(config.task, "label_names", None)
+        if not label_names:
+            return {"labels": list(labels.names)}
+        # the names in the order of the labels they stand for (0, 1, ... for integers)
+        mapping = label_name_map("label_names", label_names)
+        order = [mapping[label] for label in LabelSet.from_labels(list(mapping)).names]
+        return {"labels": [name for name in order if name in labels.names], "label_names": label_names}
 
     def settings_from_args(self, label_names, num_labels, options) -> dict:
         ClassifyOptions.from_api(options, self.name)
