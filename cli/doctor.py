@@ -7,11 +7,10 @@ import ast
 import importlib.util
 import json
 import os
-import platform
-from importlib import metadata
 
 import click
 
+from tfft import environment
 from tfft.tasks import REGISTRY
 from tfft_cli.output import handle_errors
 
@@ -20,33 +19,14 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8
 
 
 def versions() -> dict[str, str | None]:
-    """Installed versions (None: not installed), read without importing the packages."""
-    found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    """Installed versions of :data:`PACKAGES` (None: not installed), read without importing them."""
+    return environment.versions(PACKAGES)
 
 
 def cpu_features(cpuinfo: str | None = None) -> dict:
-    """The CPU model and which of :data:`CPU_FLAGS` it has, from /proc/cpuinfo."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            cpuinfo = ""
-    flags: set[str] = set()
-    model = platform.processor() or None
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            flags.update(value.split())
-        elif key.strip() == "model name" and value.strip():
-            model = value.strip()
-    return {"model": model, "cores": os.cpu_count(), **{flag: flag in flags for flag in CPU_FLAGS}}
+    """The CPU model, core count and which of :data:`CPU_FLAGS` it has, from /proc/cpuinfo."""
+    features = environment.cpu(cpuinfo, CPU_FLAGS)
+    return {"model": features.pop("model"), "cores": os.cpu_count(), **features}
 
 
 def _major_minor(version: str | None) -> tuple[int, ...]:

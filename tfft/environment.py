@@ -14,10 +14,10 @@ PACKAGES = ("tfft", "tensorflow", "tf_keras", "transformers", "tensorflow-text")
 CPU_FLAGS = ("avx512_bf16", "amx_tile", "amx_bf16")
 
 
-def versions() -> dict[str, str | None]:
-    """Python's and :data:`PACKAGES`' versions (None: not installed)."""
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Python's and ``packages``' versions (None: not installed)."""
     found: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -25,8 +25,8 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def cpu(cpuinfo: str | None = None) -> dict:
-    """The CPU model name and which of :data:`CPU_FLAGS` it has, from ``/proc/cpuinfo``
+def cpu(cpuinfo: str | None = None, flag_names: tuple[str, ...] = CPU_FLAGS) -> dict:
+    """The CPU model name and which of ``flag_names`` it has, from ``/proc/cpuinfo``
     (or the text given)."""
     if cpuinfo is None:
         try:
@@ -42,7 +42,7 @@ def cpu(cpuinfo: str | None = None) -> dict:
             flags.update(value.split())
         elif key.strip() == "model name" and value.strip():
             model = value.strip()
-    return {"model": model, **{flag: flag in flags for flag in CPU_FLAGS}}
+    return {"model": model, **{flag: flag in flags for flag in flag_names}}
 
 
 def devices() -> dict:
