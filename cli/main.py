@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from tfft_cli.doctor import doctor, task_lines, tasks
+from tfft_cli.export import adapters_option, export, open_model
 from tfft_cli.options import GroupedCommand, overrides, with_config_options
 from tfft_cli.output import (
     add_verbosity_options,
@@ -27,6 +28,7 @@ from tfft_cli.output import (
     stdin_as_file,
 )
 from tfft_cli.reports import inspect, slice_lines, slice_options
+from tfft_cli.run_report import report
 
 EXAMPLE_FIT = """
 \b
@@ -122,9 +124,10 @@ Examples:
   tfft evaluate saved_models/sst2 --data dev.tsv --text-column sentence --label-column label
   tfft evaluate saved_models/sst2/3 --data dev.jsonl --json
   tfft evaluate saved_models/sst2 --data dev.tsv --slice-column source --slice-by length --slice-by label
+  tfft evaluate --adapters saved_models/sst2-adapters --data dev.tsv   # base model + LoRA adapters
 """,
 )
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=click.Path(), required=False)
 @click.option(
     "--data", required=True, help="Labelled data: CSV, TSV, JSON Lines, CoNLL, SQuAD JSON or tfds:NAME:SPLIT."
 )
@@ -132,13 +135,14 @@ Examples:
 @click.option("--max-examples", type=int, default=None, help="Use only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @slice_options
+@adapters_option
 @with_config_options("evaluate")
 @handle_errors
 def evaluate(model_dir, data, batch_size, max_examples, as_json, slice_columns, slice_by, **options):
-    """Metrics of an exported model (MODEL_DIR: version, model or run folder) on labelled data."""
-    from tfft.pipeline import ExportedModel, run_evaluate
+    """Metrics of an exported model (MODEL_DIR: version, model or run folder; or --adapters) on data."""
+    from tfft.pipeline import run_evaluate
 
-    model = ExportedModel(model_dir)
+    model = open_model(model_dir, options.pop("adapters"))
     config = _reading_config(model, options)
     with progress_to_stderr():
         metrics = run_evaluate(
@@ -167,9 +171,10 @@ Examples:
   tfft predict saved_models/sst2 --text "a gripping, funny film" --text "dull"
   tfft predict saved_models/sst2 --input dev.tsv --text-column sentence --output predictions.jsonl
   cat new.jsonl | tfft predict saved_models/sst2 --input -
+  tfft predict --adapters saved_models/sst2-adapters --text "dull"   # base model + LoRA adapters
 """,
 )
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=click.Path(), required=False)
 @click.option("--text", "texts", multiple=True, help="A text (ner: a sentence; qa: a question). Repeatable.")
 @click.option(
     "--text-pair",
@@ -184,18 +189,19 @@ Examples:
     "--output", type=click.Path(dir_okay=False), default=None, help="Write JSON Lines here (default: stdout)."
 )
 @click.option("--batch-size", type=int, default=64, show_default=True)
+@adapters_option
 @with_config_options("predict")
 @handle_errors
 def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **options):
     """The task's answers from an exported model, as JSON Lines."""
     from tfft.errors import ConfigError
-    from tfft.pipeline import ExportedModel, predict_rows, read_inputs
+    from tfft.pipeline import predict_rows, read_inputs
 
     if bool(texts) == bool(input_path):
         raise ConfigError(
             "Give texts with --text (repeatable) or a file with --input, not both and not neither."
         )
-    model = ExportedModel(model_dir)
+    model = open_model(model_dir, options.pop("adapters"))
     config = _reading_config(model, options)
     pairs = list(text_pairs) or None
     if not input_path and pairs is not None and len(pairs) != len(texts):
@@ -224,25 +230,6 @@ def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **opti
 
 
 @cli.command(
-    epilog="""
-\b
-Example:
-  tfft export runs/20261128-101500 --export-dir saved_models/sst2
-"""
-)
-@click.argument("run_dir", type=click.Path())
-@click.option("--export-dir", default=None, help="Model folder in the serving root.  [default: the run's]")
-@handle_errors
-def export(run_dir, export_dir):
-    """Export the best checkpoint of a run folder as a new SavedModel version."""
-    from tfft.pipeline import run_export
-
-    with progress_to_stderr():
-        path = run_export(run_dir, export_dir)
-    click.echo(str(path))
-
-
-@cli.command(
     "convert-hub",
     epilog="""
 \b
@@ -267,7 +254,9 @@ def convert_hub(hf_model, output_dir, seq_length, overwrite):
     click.echo(json.dumps({"encoder": str(result.encoder_dir), "preprocess": str(result.preprocess_dir)}))
 
 
+cli.add_command(export)
 cli.add_command(inspect)
+cli.add_command(report)
 cli.add_command(doctor)
 cli.add_command(tasks)
 add_verbosity_options(cli)

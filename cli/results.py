@@ -12,11 +12,13 @@ from pathlib import Path
 
 
 def best_epoch(epochs: list[dict], monitor: str) -> dict | None:
-    """The epoch record with the best ``monitor`` value (lowest for losses and errors)."""
+    """The epoch record with the best ``monitor`` value (by :func:`tfft.train.monitor_mode`)."""
+    from tfft.train import monitor_mode  # called after a fit: TensorFlow is loaded already
+
     scored = [epoch for epoch in epochs if isinstance(epoch.get(monitor), (int, float))]
     if not scored:
         return None
-    lowest = monitor.endswith(("loss", "mae", "mse", "error"))
+    lowest = monitor_mode(monitor) == "min"
     return (min if lowest else max)(scored, key=lambda epoch: epoch[monitor])
 
 

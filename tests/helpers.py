@@ -399,3 +399,58 @@ def write_tiny_gpt2_lm(folder: Path, *, n_positions: int = 64) -> Path:
         eos_token_id=tokenizer.eos_token_id,
     )
     return save_random_model(transformers.TFGPT2LMHeadModel, config, folder)
+
+
+# --- byte-level BPE tokenizers trained on the spot (in-graph BPE tests) -------------------------
+
+#: a small multilingual text the byte-level BPE tokenizers are trained on (merges across bytes)
+BPE_CORPUS = [
+    "The cat sat on the mat, and it's 2024! We'll see; they're here, I'm sure you've won.",
+    "Héllo wörld: café, naïve, Ελληνικά, русский текст, עברית",
+    "你好世界，今天天气很好。東京は晴れです。한국어 문장",
+    "emoji 🙂🙂 🎉🚀 👍🏽 family 👨‍👩‍👧 flags 🇩🇪",
+    "numbers 12345 3.14159 1,000,000 42nd\ttabs\t\tand\nnew lines\n\n  double  spaces   end   ",
+]
+
+BPE_FAMILIES = {"gpt2": "GPT2TokenizerFast", "roberta": "RobertaTokenizerFast", "bart": "BartTokenizerFast"}
+
+
+def write_bpe_tokenizer(folder: Path, family: str = "gpt2", *, add_prefix_space: bool = False) -> Path:
+    """A byte-level BPE tokenizer trained on :data:`BPE_CORPUS`, saved as a Hugging Face
+    ``gpt2`` / ``roberta`` / ``bart`` tokenizer folder (``vocab.json``, ``merges.txt``, ...)."""
+    import transformers
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>"] if family == "gpt2" else ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(BPE_CORPUS * 5, vocab_size=600, min_frequency=2, special_tokens=specials)
+    bpe.save_model(str(folder))
+    tokenizer_class = getattr(transformers, BPE_FAMILIES[family])
+    tokenizer = tokenizer_class(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), add_prefix_space=add_prefix_space
+    )
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def write_tiny_bpe_model(folder: Path, family: str = "roberta") -> Path:
+    """A tiny random ``TFRobertaModel`` or ``TFGPT2Model`` on :func:`write_bpe_tokenizer`'s vocabulary."""
+    import transformers
+
+    from tfft.keras import keras  # noqa: F401  (tf_keras before transformers' TF classes)
+
+    write_bpe_tokenizer(folder, family)
+    size = len(transformers.AutoTokenizer.from_pretrained(str(folder)))
+    if family == "gpt2":
+        config = transformers.GPT2Config(vocab_size=size, n_embd=16, n_layer=1, n_head=2, n_positions=64)
+        return save_random_model(transformers.TFGPT2Model, config, folder)
+    config = transformers.RobertaConfig(
+        vocab_size=size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+    )
+    return save_random_model(transformers.TFRobertaModel, config, folder)

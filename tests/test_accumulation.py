@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tfft
+from tfft.accumulation import install_accumulation
 from tfft.config import RunConfig, RuntimeConfig, TrainConfig
 from tfft.errors import ConfigError
 from tfft.keras import keras
@@ -173,6 +174,34 @@ def test_accumulation_with_mixed_float16_scales_the_summed_loss(no_dropout_bert)
     assert isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
     assert int(optimizer.iterations.numpy()) == 4
     assert all(np.isfinite(value).all() for value in weights) and np.isfinite(history["loss"]).all()
+
+
+def overflow_step(poison: bool):
+    """One accumulated update (2 micro-batches of 2 rows) of a float16 Dense model; with
+    ``poison`` a huge input in the second micro-batch makes its scaled gradient overflow."""
+    with tfft.runtime(RuntimeConfig(precision="mixed_float16", strategy="default")):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        optimizer = keras.mixed_precision.LossScaleOptimizer(keras.optimizers.Adam(1e-2))
+        model.compile(optimizer=optimizer, loss="mse")
+        install_accumulation(model, 2)
+        x = np.ones((4, 3), "float32")
+        if poison:
+            x[3] = 6e4  # finite in float16; times the loss scale (2**15) it overflows
+        before = [w.numpy() for w in model.weights]
+        scale = float(optimizer.loss_scale.numpy())
+        model.fit(x, np.zeros((4, 1), "float32"), batch_size=4, epochs=1, verbose=0, shuffle=False)
+        after = [w.numpy() for w in model.weights]
+        return before, after, scale, float(optimizer.loss_scale.numpy()), int(optimizer.iterations.numpy())
+
+
+def test_non_finite_gradient_in_one_micro_batch_discards_the_whole_update():
+    before, after, scale, new_scale, iterations = overflow_step(poison=True)
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)  # the first, finite micro-batch is discarded too
+    assert new_scale == scale / 2 and iterations == 0
+    before, after, scale, new_scale, iterations = overflow_step(poison=False)  # the control
+    assert not np.array_equal(before[0], after[0]) and new_scale == scale and iterations == 1
 
 
 RESUME = textwrap.dedent("""

@@ -48,16 +48,16 @@ def test_uncached_hub_url_offline_is_a_clear_error(tmp_path, monkeypatch):
         tfft.load_backbone(hub_url="https://models.example.invalid/not-cached/1")
 
 
-def test_roberta_trains_and_exports_token_id_signature(tmp_path):
+def test_roberta_exports_raw_text_with_the_in_graph_byte_level_bpe(tmp_path):
     folder = tmp_path / "roberta"
     write_tiny_roberta(folder)
     model = tfft.build_model(hf_model=str(folder), label_names=["a", "b"], pair=True)
     encoder = model.tfft_spec.backbone.encoder
-    assert encoder.graph_tokenizer() is None  # byte-level BPE: no in-graph tokenizer
+    assert encoder.graph_tokenizer() is not None  # byte-level BPE runs in the graph (tfft.text.bpe)
     assert encoder.template.prefix == (0,) and encoder.template.middle == (2, 2)
     path = tfft.export_saved_model(model, tmp_path / "m", max_length=24)
     metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
-    assert metadata["in_graph_tokenizer"] is False
+    assert metadata["in_graph_tokenizer"] is True and "predict_ids" in metadata["signatures"]
     classifier = tfft.ExportedClassifier(path)
     got = classifier.predict(TEXTS, TEXTS[::-1])["probabilities"]
     data = tfft.make_dataset(model, TEXTS, text_pairs=TEXTS[::-1], max_length=24)

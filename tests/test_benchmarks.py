@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import REPO
@@ -45,3 +46,40 @@ def test_gpu_flag_selects_the_gpu_comparison(train_speed):
 
 def test_every_contender_has_a_runner(train_speed):
     assert set(train_speed.RUNNERS) == set(train_speed.CHOICES)
+
+
+@pytest.fixture(scope="module")
+def peft():
+    spec = importlib.util.spec_from_file_location("peft_benchmark", REPO / "benchmarks" / "peft.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peft_arguments(peft):
+    args = peft.parse_args(["--hf-model", "m", "--only", "full, lora-qv@1e-3"])
+    assert args.only == ["full", "lora-qv@1e-3"] and args.dev_rows == 872 and args.max_length == 64
+    with pytest.raises(SystemExit):
+        peft.parse_args(["--hf-model", "m", "--only", "full,nonsense"])
+    settings = peft.overrides(args, "lora-all@1e-3", Path("/tmp/x"))
+    assert settings["model.lora_rank"] == 8 and settings["train.learning_rate"] == 1e-3
+    assert settings["model.lora_targets"] == "query,key,value,attention_output,intermediate,output"
+    assert "model.lora_rank" not in peft.overrides(args, "frozen", Path("/tmp/x"))
+
+
+@pytest.mark.slow  # three fresh TensorFlow processes: about 100 s on the shared 2-core machine
+def test_peft_runs_two_contenders_on_the_tiny_model(peft, tiny_bert_dir, tiny_sentiment, capsys):
+    """Each contender in its own process; the table compares them with full fine-tuning."""
+    rows = peft.main(
+        ["--hf-model", str(tiny_bert_dir), "--train", str(tiny_sentiment["train"]), "--dev"]
+        + [str(tiny_sentiment["dev"]), "--only", "full,lora-qv", "--train-rows", "32", "--dev-rows", "16"]
+        + ["--epochs", "1", "--batch-size", "8", "--timing-rounds", "1", "--timing-steps", "2"]
+    )
+    full, lora = rows
+    assert full["adapter_bytes"] is None and 0 < lora["adapter_bytes"] < full["export_bytes"] / 10
+    assert lora["trainable"] < full["trainable"] <= full["backbone"] + 100
+    assert full["timed_steps"] == lora["timed_steps"] >= 3  # 32 rows in batches of 8; the first not timed
+    assert full["peak_rss_mib"] > 100 and 0 <= lora["accuracy"] <= 1
+    assert full["alternating_steps_per_second"] > 0 and lora["alternating_steps_per_second"] > 0
+    table = capsys.readouterr().out
+    assert "| lora-qv | 5e-05 |" in table and "x) |" in table

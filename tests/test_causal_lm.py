@@ -261,10 +261,13 @@ def test_export_generates_and_scores_like_python(trained, tmp_path):
     python_greedy = task.generate(trained, PROMPTS, batch_size=4, max_length=32)
     path = tfft.export_saved_model(trained, tmp_path / "lm", max_length=32)
     metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
-    assert metadata["task"] == "causal-lm" and not metadata["in_graph_tokenizer"]
+    assert metadata["task"] == "causal-lm" and metadata["in_graph_tokenizer"]  # byte-level BPE in the graph
+    # the Python tokenizer is still shipped: tfft evaluate scores with it
     assert (path / "assets.extra" / "tokenizer" / "tokenizer.json").is_file()
     exported = ExportedModel(path)
-    assert set(exported.loaded.signatures) == {"serving_default", "generate_ids", "score_ids"}
+    assert set(exported.loaded.signatures) == {"serving_default", "generate", "generate_ids", "score_ids"}
+    served = exported.loaded.signatures["serving_default"](text=tf.constant(PROMPTS))["generated_text"]
+    assert [text.decode("utf-8") for text in served.numpy()] == python_greedy  # raw text in, text out
     rows = list(predict_rows(exported, PROMPTS, batch_size=2))  # batches of 2: the graph pads them
     assert [row["generated_text"] for row in rows] == python_greedy
     assert rows[0]["text"] == PROMPTS[0]

@@ -181,3 +181,30 @@ def test_cli_rejects_escaping_name(tiny_bert_dir, tiny_sentiment, tmp_path):
     )
     assert result.exit_code == 1
     assert "--name must be a plain folder name" in result.output
+
+
+def test_export_leaves_the_optimizer_out_and_keeps_it_for_training(tiny_bert_dir, tmp_path):
+    from tfft.keras import keras
+
+    model = tfft.build_model(hf_model=str(tiny_bert_dir), num_labels=2)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(True)
+    )
+    features = {name: tf.ones([4, 8], tf.int32) for name in ("input_ids", "attention_mask")}
+    features["token_type_ids"] = tf.zeros([4, 8], tf.int32)
+    labels = tf.constant([1, 0, 1, 0])
+    model.train_on_batch(features, labels)
+    assert int(model.optimizer.iterations) == 1
+
+    version = tfft.export_saved_model(model, tmp_path / "saved_models" / "m")
+    saved = tf.train.load_checkpoint(str(version / "variables" / "variables")).get_variable_to_shape_map()
+    assert saved and not [name for name in saved if "optimizer" in name]
+
+    model.train_on_batch(features, labels)  # the optimizer is still the model's
+    assert int(model.optimizer.iterations) == 2
+    checkpoint = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt" / "c"))
+    assert [
+        name
+        for name in tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+        if "optimizer" in name
+    ]

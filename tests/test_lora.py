@@ -129,7 +129,10 @@ def test_lora_bert_merged_equals_unmerged_and_export(tiny_bert_dir, tmp_path):
     check_merged_export(model, tmp_path)
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra", "gpt2"])
+# ELECTRA's layers are named like BERT's (covered above): slow suite only.
+@pytest.mark.parametrize(
+    "family", ["roberta", "distilbert", pytest.param("electra", marks=pytest.mark.slow), "gpt2"]
+)
 def test_lora_other_families(tmp_path, family):
     if family == "roberta":
         folder = write_tiny_roberta(tmp_path / family)
@@ -266,7 +269,8 @@ def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sen
     np.testing.assert_allclose(first, second, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["t5", "bart", "marian"])
+# Marian is BART's architecture with other defaults (same projections): slow suite only.
+@pytest.mark.parametrize("family", ["t5", "bart", pytest.param("marian", marks=pytest.mark.slow)])
 def test_lora_seq2seq_families(tmp_path, family):
     from tfft.pipeline import ExportedModel, predict_rows
 

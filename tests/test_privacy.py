@@ -310,6 +310,10 @@ def test_run_fit_with_a_target_epsilon_writes_the_privacy_block(tiny_bert_dir, t
     assert summary["runtime"]["xla"] is True  # the DP step compiles with XLA
     assert privacy["epsilon_pld"] <= privacy["epsilon_rdp"] <= 8.0
     assert "Poisson" in privacy["assumption"]
+    # the default: Poisson batches of `capacity` rows, with the rate accounted the one sampled at
+    assert privacy["sampling"] == "poisson" and privacy["capacity"] > 16 and privacy["overflow"] <= 1e-12
+    direct = epsilons(privacy["noise_multiplier"], 16 / 64, 8, privacy["delta"])
+    assert privacy["epsilon_rdp"] == direct["rdp"] and privacy["epsilon_pld"] == direct["pld"]
     metadata = json.loads((result.export_path / "assets.extra" / "tfft.json").read_text())
     assert metadata["privacy"] == privacy
 

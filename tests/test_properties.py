@@ -69,3 +69,44 @@ def test_any_text_tokenizes_pads_and_masks_consistently(encoders, texts, pairs, 
             assert np.all(ids[mask == 0] == python.template.pad_id)
             seen += int(real.sum())
         assert seen == len(texts)
+
+
+# Letters (Latin with accents, Greek, Cyrillic, CJK), digits, punctuation, white space of
+# several kinds, control, format and private-use characters: the two tokenizers must agree.
+COMMON_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+    | st.characters(min_codepoint=0xC0, max_codepoint=0x24F)
+    | st.characters(min_codepoint=0x391, max_codepoint=0x3C9)
+    | st.characters(min_codepoint=0x410, max_codepoint=0x44F)
+    | st.characters(min_codepoint=0x4E00, max_codepoint=0x4E80)
+    | st.sampled_from("\t\n\xa0\u2009\u2028\x0b\u200d\U000f0000"),
+    max_size=200,
+)
+
+
+@SETTINGS
+@given(
+    texts=st.lists(COMMON_TEXT, min_size=1, max_size=6),
+    pairs=st.booleans(),
+    max_length=st.sampled_from([8, 16, 40]),
+)
+def test_in_graph_wordpiece_ids_equal_the_python_tokenizer_ids(encoders, texts, pairs, max_length):
+    """The exported model's in-graph tokenizer gives the ids training used."""
+    python, graph = encoders
+    second = list(reversed(texts)) if pairs else None
+    expected = python.encode(texts, second, max_length)
+    in_graph = graph.encode(texts, second, max_length)
+    for row, (want, got) in enumerate(zip(expected.input_ids, in_graph.input_ids, strict=True)):
+        assert list(got) == list(want), (texts[row], second[row] if second else None)
+
+
+@pytest.mark.parametrize(
+    "char",
+    ["\U000f0000", "\xa0", "\u2009", "\u2028", "\x0b", "\u200d", "\x85"],
+    ids=["private-use", "no-break-space", "thin-space", "line-separator", "vertical-tab", "zwj", "nel"],
+)
+def test_in_graph_wordpiece_treats_rare_characters_like_python(encoders, char):
+    python, graph = encoders
+    text = f"good {char} film"
+    in_graph, expected = graph.encode([text], None, 16), python.encode([text], None, 16)
+    assert list(in_graph.input_ids[0]) == list(expected.input_ids[0])

@@ -87,7 +87,7 @@ def fresh_cli():
 def test_a_registered_task_reaches_the_cli_yaml_and_api(toy_task, tiny_bert_dir, tiny_sentiment, tmp_path):
     # CLI: the task is a --task choice and its option has a help section naming it
     help_text = CliRunner().invoke(fresh_cli(), ["fit", "--help"], terminal_width=200).output
-    assert "qa|summarize|translate|causal-lm|toy]" in help_text
+    assert "qa|summarize|translate|causal-lm|mlm|toy]" in help_text
     assert "Task options: toy:" in help_text and "--repeat INTEGER" in help_text
     assert "Task options: classify, ner, toy:" in help_text
     # YAML: validated against the toy's options

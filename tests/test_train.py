@@ -18,7 +18,7 @@ from tfft.train import NonFiniteLoss
 SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
     import tensorflow as tf
-    model_dir, train, dev, run_dir, strategy, kill_at = sys.argv[1:]
+    model_dir, train, dev, run_dir, strategy, kill_at, deterministic = sys.argv[1:]
     if strategy == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -30,19 +30,26 @@ SCRIPT = textwrap.dedent("""
             if int(self.model.optimizer.iterations.numpy()) >= int(kill_at):
                 os.kill(os.getpid(), signal.SIGKILL)
 
+    class FinalWeights(keras.callbacks.Callback):  # before the best epoch's weights come back
+        def on_train_end(self, logs=None):
+            self.norms = [float((w.astype("float64") ** 2).sum()) for w in self.model.get_weights()]
+
     config = tfft.load_config(None, {
         "model.hf_model": model_dir, "data.train": train, "data.eval": dev, "data.text_column": "sentence",
         "train.epochs": 2, "train.batch_size": 8, "train.learning_rate": 1e-3, "train.backup_every_steps": 3,
-        "runtime.strategy": strategy, "export.run_dir": run_dir,
+        "runtime.strategy": strategy, "runtime.deterministic": deterministic == "1",
+        "export.run_dir": run_dir,
     })
-    result = tfft.run_fit(config, verbose=0, callbacks=[KillAt()] if int(kill_at) else [])
+    final = FinalWeights()
+    result = tfft.run_fit(config, verbose=0, callbacks=[final, KillAt()] if int(kill_at) else [final])
     summary = json.load(open(result.run_dir / "summary.json"))
     print(json.dumps({"steps": summary["optimizer_steps"], "per_epoch": summary["steps_per_epoch"],
-                      "eval": result.metrics["accuracy"], "loss": summary["history"]["loss"]}))
+                      "eval": result.metrics["accuracy"], "loss": summary["history"]["loss"],
+                      "norms": final.norms}))
 """)
 
 
-def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0):
+def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0, deterministic=False):
     args = [
         sys.executable,
         "-c",
@@ -53,6 +60,7 @@ def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0):
         run_dir,
         strategy,
         kill_at,
+        int(deterministic),
     ]
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
 
@@ -81,6 +89,32 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentime
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert not list((tmp_path / "run" / "backup").rglob("*.index"))  # removed once training finished
+
+
+@pytest.mark.slow  # three training processes; fails today (see the reason)
+@pytest.mark.xfail(
+    strict=True,
+    reason="resume is not exact yet (measured: weight norms differ up to 12%): tf_keras restores the "
+    "step count but its data iterator restarts at the epoch's first batch (no skip), the fresh "
+    "process's shuffle (reshuffle_each_iteration) gives epoch 1's order in any epoch, and the "
+    "dropout random state is not in the backup",
+)
+def test_deterministic_resume_ends_with_the_uninterrupted_runs_weights(
+    tiny_bert_dir, tiny_sentiment, tmp_path
+):
+    """With --deterministic, killed mid-epoch and resumed == never killed (final weights)."""
+    baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", "default", deterministic=True)
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    kill_at = expected["per_epoch"] + expected["per_epoch"] // 2 + 1  # in the middle of the second epoch
+    killed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", kill_at, deterministic=True)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", deterministic=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert got["steps"] == expected["steps"]
+    assert got["norms"] == pytest.approx(expected["norms"], rel=1e-5)
+    assert got["eval"] == pytest.approx(expected["eval"], abs=1e-6)
 
 
 def test_resume_without_backup_is_an_error(tiny_bert_dir, tiny_sentiment, tmp_path):

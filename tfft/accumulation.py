@@ -12,7 +12,9 @@ slice ``i``'s loss is multiplied by ``sum(w_i) / sum(w)`` before its gradient is
 the scaled slice losses sum to the loss of the whole batch, for per-example and per-token
 weights alike. The learning-rate schedule, weight decay, ``optimizer.iterations`` and
 backups count updates; under ``mixed_float16`` the loss-scale optimizer checks the summed
-gradient once, so a non-finite gradient skips the whole update. Metrics are updated on
+gradient once, so a non-finite gradient in any slice discards the whole update (the loss
+scale is halved, and ``optimizer.iterations``, which Keras advances on skipped steps, is
+put back: it counts applied updates). Metrics are updated on
 every slice (all examples); the training loss is recorded once per update, as the loss
 of the whole batch.
 """
@@ -133,7 +135,15 @@ def accumulating_train_step(model: keras.Model, data, steps: int) -> dict:
     )
     if scaling:
         sums = optimizer.get_unscaled_gradients(sums)
+    dynamic = scaling and optimizer.dynamic
+    if dynamic:
+        scale = tf.identity(optimizer.loss_scale)
     optimizer.apply_gradients(zip(sums, [variables[i] for i in used]))
+    if dynamic:
+        # A non-finite summed gradient (in any slice, on any replica) skipped the update and
+        # halved the loss scale; Keras counts skipped steps in `iterations`: take it back.
+        skipped = tf.cast(optimizer.loss_scale < scale, optimizer.iterations.dtype)
+        optimizer.iterations.assign_sub(skipped)
     if tracker is not None:  # one loss per update: that of the whole batch
         for variable, value in zip(tracker.variables, saved):
             variable.assign(value)

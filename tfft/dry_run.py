@@ -180,6 +180,7 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
         raise ConfigError(f"--dry-run needs at least 1 timed step. Received: steps={steps!r}")
     if config.runtime.strategy == "multi-worker":
         raise ConfigError("--dry-run runs in one process; use --strategy default or mirrored for it.")
+    config = config.with_learning_rate()
     config.model.check_source()
     task = get_task(config.model.task)
     train, _ = read_train_eval(config)

@@ -10,9 +10,9 @@ never overwritten. Signatures:
   Tokenization runs in the graph (tensorflow-text), so the export needs
   ``import tensorflow_text`` before loading.
 - ``predict_ids``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int32
-  ``[batch, length]``) -> the same outputs. Byte-level BPE vocabularies (GPT-2, RoBERTa)
-  cannot be tokenized in the graph here, so their exports have only id signatures and
-  carry the Python tokenizer in ``assets.extra/tokenizer/``.
+  ``[batch, length]``) -> the same outputs. Byte-level BPE (GPT-2, RoBERTa, BART) is
+  tokenized in the graph by :mod:`tfft.text.bpe`; tokenizers no graph twin exists for
+  get id signatures only and carry the Python tokenizer in ``assets.extra/tokenizer/``.
 
 ``assets.extra/tfft.json`` records the task, its settings (labels, ...) and how to feed
 the model; ``README.md`` is a model card made from it (:mod:`tfft.model_card`).
@@ -20,6 +20,7 @@ the model; ``README.md`` is a model card made from it (:mod:`tfft.model_card`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,7 +81,8 @@ def export_saved_model(
     except OSError as error:
         raise ExportError(f"Cannot write the export folder {export_dir}: {error.strerror or error}") from None
     try:
-        with merged_lora(model):  # LoRA adapters folded into the kernels: the base model's graph
+        # LoRA adapters folded into the kernels (the base model's graph), and no optimizer state
+        with merged_lora(model), _without_optimizer(model):
             serving = spec.task_object.serving(model, max_length)
             signatures = serving.signatures()
             tf.saved_model.save(serving, str(staging), signatures=signatures)
@@ -101,7 +103,8 @@ def export_saved_model(
         }
         extra_dir = staging / "assets.extra"
         extra_dir.mkdir(exist_ok=True)
-        if encoder is not None and not serving.in_graph_tokenizer and hasattr(encoder, "tokenizer"):
+        ships_tokenizer = not serving.in_graph_tokenizer or getattr(serving, "ships_python_tokenizer", False)
+        if encoder is not None and ships_tokenizer and hasattr(encoder, "tokenizer"):
             encoder.tokenizer.save_pretrained(str(extra_dir / "tokenizer"))
         (extra_dir / METADATA).write_text(json.dumps(metadata, indent=2))
         (staging / "README.md").write_text(model_card(metadata, str(export_dir / "VERSION")))
@@ -121,6 +124,25 @@ def export_saved_model(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def _without_optimizer(model):
+    """Leave the optimizer (2 slots per weight with Adam) out of what is saved with ``model``.
+
+    A compiled Keras model tracks its optimizer, so a serving module holding the model
+    would save the optimizer's variables too: three times the weights' size with Adam.
+    Setting ``model.optimizer = None`` does not untrack it; deleting the dependency does.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model._delete_tracking("optimizer")
+    try:
+        yield
+    finally:
+        model._track_trackable(optimizer, "optimizer", overwrite=True)
 
 
 def remove_abandoned_staging(export_dir: Path) -> None:

@@ -28,7 +28,8 @@ class ExportedModel:
         task: the :class:`~tfft.tasks.base.Task`.
         loaded: the loaded SavedModel.
         encoder: a Python :class:`~tfft.tokenization.TextEncoder` when the export's
-            tokenizer does not run in the graph (byte-level BPE), else None.
+            tokenizer does not run in the graph, or when the export ships it anyway
+            (causal-lm: ``tfft evaluate`` scores with it), else None.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -46,7 +47,7 @@ class ExportedModel:
                 f"{self.path}: cannot load the SavedModel: {str(error).splitlines()[0]}"
             ) from None
         self.encoder = None
-        if not self.metadata.get("in_graph_tokenizer"):
+        if not self.metadata.get("in_graph_tokenizer") or (self.path / "assets.extra" / "tokenizer").is_dir():
             from transformers import AutoTokenizer
 
             self.encoder = HFTextEncoder(

@@ -109,7 +109,7 @@ def setting_changes(run_dir: Path, config) -> list[str]:
         saved = _comparable(load_config(saved_file))
     except TfftError as error:
         return [f"its config.yaml cannot be read ({error})"]
-    now = _comparable(config)
+    now = _comparable(config.with_learning_rate())  # an unset rate is saved resolved
     keys = [
         key
         for key in dict.fromkeys([*saved, *now])

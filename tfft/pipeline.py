@@ -6,6 +6,7 @@ stage is usable alone through :mod:`tfft`'s public API.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,7 +23,7 @@ from tfft.backbones.lora import write_adapter_file
 from tfft.config import RunConfig, load_config
 from tfft.data import TextExamples
 from tfft.environment import devices, versions
-from tfft.errors import ConfigError, ExportError
+from tfft.errors import ConfigError, ExportError, Interrupted
 from tfft.execution import runtime, strategy_name
 from tfft.export import export_saved_model
 from tfft.exported import ExportedClassifier, ExportedModel  # noqa: F401 - public names
@@ -30,8 +31,10 @@ from tfft.folders import FINISHED, check_export_dir, default_run_dir, plan_run_d
 from tfft.interrupt import FINISHING, TRAINING, StopRequest, stop_on_signals
 from tfft.keras import keras
 from tfft.model import build_model
+from tfft.preprocess import PoissonSampler, poisson_sampling
 from tfft.privacy import count_rows, plan, report
 from tfft.reports.data import data_report
+from tfft.reports.training import draw_training_quietly
 from tfft.tasks import get_task
 from tfft.train import fit, resolved_monitor
 
@@ -57,6 +60,7 @@ def read_train_eval(config: RunConfig):
             "--train is required: a CSV, TSV, JSON Lines (CoNLL, SQuAD JSON) file, or tfds:NAME:SPLIT"
             " (summarize/translate: or --source-file with --target-file)."
         )
+    task.check_headerless(config)
     train = task.read(data.train, config, option="--train", max_examples=data.max_train_examples)
     if data.eval and data.eval_split:
         raise ConfigError("Give --eval or --eval-split, not both.")
@@ -112,6 +116,7 @@ def run_fit(
 
 def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopRequest) -> FitResult:
     """:func:`run_fit`, with the signal request ``stop`` set by its handlers."""
+    config = config.with_learning_rate()
     config.model.check_source()
     task = get_task(config.model.task)
     train, evaluation = read_train_eval(config)
@@ -161,27 +166,38 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         _save_resolved_config(
             run_dir / "config.yaml", config, chosen, xla, folder.path, evaluation is not None
         )
+        tokens_per_example = None
         if chosen.is_chief:
-            _write_data_report(run_dir, train, evaluation, config, model)
-        train_data = run_dataset(model, train, config, training=True)
+            tokens_per_example = _write_data_report(run_dir, train, evaluation, config, model)
+        sampler = poisson_sampler(config)
+        with poisson_sampling(sampler) if sampler is not None else contextlib.nullcontext():
+            train_data = run_dataset(model, train, config, training=True)
         eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
-        privacy = privacy_plan(config, train_data, steps_per_epoch)
+        privacy = privacy_plan(config, train_data, steps_per_epoch, sampler)
         folder.start_training(record=chosen.is_chief)
         stop.phase = TRAINING
-        history = fit(
-            model,
-            train_data,
-            eval_data,
-            config.train,
-            run_dir,
-            steps_per_epoch=steps_per_epoch,
-            xla=xla,
-            verbose=verbose,
-            callbacks=callbacks,
-            privacy=privacy,
-            stop=stop,
-        )
+        try:
+            history = fit(
+                model,
+                train_data,
+                eval_data,
+                config.train,
+                run_dir,
+                steps_per_epoch=steps_per_epoch,
+                xla=xla,
+                verbose=verbose,
+                callbacks=callbacks,
+                privacy=privacy,
+                stop=stop,
+                tokens_per_example=tokens_per_example,
+            )
+        except BaseException as error:  # failed or interrupted: draw what was recorded
+            if chosen.is_chief:
+                draw_training_quietly(
+                    run_dir, status="interrupted" if isinstance(error, Interrupted) else "failed"
+                )
+            raise
         stop.phase = FINISHING
         privacy_report = None if privacy is None else _privacy_report(privacy, history.optimizer_steps)
         train_seconds = time.perf_counter() - started
@@ -228,6 +244,8 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
     if privacy_report is not None:
         summary["privacy"] = privacy_report
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if chosen.is_chief:
+        draw_training_quietly(run_dir)  # training.png
     return FitResult(run_dir, export_path, metrics, summary["history"])
 
 
@@ -281,9 +299,10 @@ def _training_record(config: RunConfig, chosen, xla: bool, steps: int) -> dict:
     }
 
 
-def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, model) -> None:
+def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, model) -> float | None:
     """``data_report.json`` (:mod:`tfft.reports.data`), lengths in the model's tokens when
-    it has a tokenizer and reads tables; one log line per finding."""
+    it has a tokenizer and reads tables; one log line per finding. Returns the mean tokens
+    per training row after truncation (None when lengths were counted in words)."""
     encoder = getattr(getattr(model.tfft_spec, "backbone", None), "encoder", None)
     count_tokens = None
     if encoder is not None and isinstance(train, TextExamples):
@@ -297,6 +316,10 @@ def _write_data_report(run_dir: Path, train, evaluation, config: RunConfig, mode
     (run_dir / "data_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     for line in report["findings"]:
         logger.info("data report: %s", line)
+    lengths = (report.get("train") or {}).get("lengths") or {}
+    if lengths.get("unit") != "tokens":
+        return None
+    return lengths.get("mean_kept", lengths.get("mean"))
 
 
 def build_run_model(config: RunConfig, settings: dict):
@@ -331,11 +354,37 @@ def check_accumulation(config: RunConfig, replicas: int) -> None:
         )
 
 
-def privacy_plan(config: RunConfig, train_data: tf.data.Dataset, steps_per_epoch: int):
-    """DP-SGD settings for the run (None without ``--dp-l2-clip``): the real training rows are
-    counted in one pass over the batches (qa: windows, not questions)."""
+def poisson_sampler(config: RunConfig) -> PoissonSampler | None:
+    """The sampler of a DP-SGD run with ``--dp-sampling poisson`` (the default), else None."""
+    train = config.train
+    if train.dp_l2_clip is None or train.dp_sampling != "poisson":
+        return None
+    return PoissonSampler(batch_size=train.batch_size, epochs=train.epochs, seed=train.seed)
+
+
+def privacy_plan(
+    config: RunConfig,
+    train_data: tf.data.Dataset,
+    steps_per_epoch: int,
+    sampler: PoissonSampler | None = None,
+):
+    """DP-SGD settings for the run (None without ``--dp-l2-clip``). The training rows (qa:
+    windows, not questions) are the ones the Poisson ``sampler`` drew from, or, with shuffled
+    batches, counted in one pass over them.
+
+    Raises:
+        ConfigError: the task's training data does not support Poisson sampling.
+    """
     if config.train.dp_l2_clip is None:
         return None
+    if sampler is not None:
+        if sampler.rows is None:
+            raise ConfigError(
+                f"Task {config.model.task!r} builds its training batches without Poisson sampling: "
+                "use --dp-sampling shuffle (epsilon then assumes Poisson sampling as an approximation). "
+                f"Received: dp_sampling={config.train.dp_sampling!r}"
+            )
+        return plan(config.train, sampler.rows, steps_per_epoch * config.train.epochs, sampler)
     rows = count_rows(train_data)
     return plan(config.train, rows, steps_per_epoch * config.train.epochs)
 
@@ -404,6 +453,7 @@ def run_evaluate(
     """
     model = model_dir if isinstance(model_dir, ExportedModel) else ExportedModel(model_dir)
     config = _config_for_export(model, config)
+    model.task.check_headerless(config)
     if model.pair and config.data.text_pair_column is None:
         raise ConfigError(f"{model.path} is a sentence-pair model: give --text-pair-column.")
     if slice_columns or slice_by:
@@ -466,6 +516,7 @@ def _trained_columns(model: ExportedModel, data):
 def read_inputs(model: ExportedModel, source: str, config: RunConfig | None = None):
     """Unlabelled examples for :func:`predict_rows` from a file."""
     config = _config_for_export(model, config)
+    model.task.check_headerless(config)
     return model.task.read(source, config, labelled=False, option="--input")
 
 
@@ -494,21 +545,37 @@ def run_export(run_dir: str | os.PathLike, export_dir: str | os.PathLike | None 
     source must still be reachable) and loads ``checkpoints/best``.
     """
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    checkpoint = run_dir / "checkpoints" / "best"
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir}: not a tfft run folder (no config.yaml).")
-    if not Path(f"{checkpoint}.index").is_file():
-        raise ExportError(f"{run_dir}: no checkpoint to export (checkpoints/best is missing).")
-    config = load_config(config_path)
-    settings = _run_settings(run_dir)
+    config = _run_config(run_dir)
     target = Path(export_dir or config.export.target() or Path(config.export.export_root) / run_dir.name)
     check_export_dir(target)
-    model = build_run_model(config, settings)
-    model.load_weights(str(checkpoint)).expect_partial()
+    _, model = load_run_model(run_dir)
     return export_saved_model(
         model, target, max_length=config.data.max_length, extra={"run_dir": str(run_dir)}
     )
+
+
+def _run_config(run_dir: Path) -> RunConfig:
+    """The ``config.yaml`` of a run folder that has a best checkpoint."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a tfft run folder (no config.yaml).")
+    if not (run_dir / "checkpoints" / "best.index").is_file():
+        raise ExportError(f"{run_dir}: no checkpoint to export (checkpoints/best is missing).")
+    return load_config(run_dir / "config.yaml")
+
+
+def load_run_model(run_dir: str | os.PathLike) -> tuple[RunConfig, keras.Model]:
+    """``(config, model)`` of a run folder: the model rebuilt from its ``config.yaml`` and
+    ``task.json`` (the backbone source must still be reachable), with ``checkpoints/best`` loaded.
+
+    Raises:
+        ConfigError: not a run folder.
+        ExportError: no best checkpoint.
+    """
+    run_dir = Path(run_dir)
+    config = _run_config(run_dir)
+    model = build_run_model(config, _run_settings(run_dir))
+    model.load_weights(str(run_dir / "checkpoints" / "best")).expect_partial()
+    return config, model
 
 
 def _run_settings(run_dir: Path) -> dict:

@@ -12,12 +12,20 @@ Elements are ``(features, labels, sample_weight)`` with features
 :func:`bucketed_dataset` is that pipeline for any variable-length examples. :func:`token_batches`
 feeds it token ids with labels of any shape (per example in :func:`token_dataset`, per token
 for NER); seq2seq builds on it directly (two sides with their own buckets).
+
+**Poisson sampling** (DP-SGD, :mod:`tfft.privacy`): inside :func:`poisson_sampling`, the
+training datasets of :func:`bucketed_dataset` and :func:`text_dataset` (so of every task that
+builds on them, without a parameter threaded through each task) are Poisson samples instead
+of shuffled buckets: see :class:`PoissonSampler`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +36,142 @@ from tfft.tokenization import Encoded
 logger = logging.getLogger(__name__)
 
 MIN_BUCKET = 16
+#: default bound on the probability that any step of a run has more Poisson-sampled rows
+#: than the batch capacity (those rows would be dropped)
+MAX_OVERFLOW = 1e-12
+_SAMPLER: contextvars.ContextVar[PoissonSampler | None] = contextvars.ContextVar("tfft_sampler", default=None)
+
+
+def poisson_capacity(
+    rows: int, batch_size: int, steps: int, max_overflow: float = MAX_OVERFLOW
+) -> tuple[int, float]:
+    """The rows a Poisson-sampled batch is given room for, and the overflow bound it leaves.
+
+    The capacity is the smallest multiple of 8 such that, over ``steps`` steps, the chance
+    that some step samples more rows than it holds is at most ``max_overflow`` (a union
+    bound over the steps of the binomial tail of ``rows + 1`` rows, the larger neighbouring
+    data set, at rate ``q = batch_size / rows``).
+
+    Returns:
+        ``(capacity, overflow)``: ``overflow`` is that bound for the capacity chosen.
+    """
+    from scipy.stats import binom
+
+    rate = min(1.0, batch_size / rows)
+    candidates = rows + 1
+    capacity = batch_size
+    while capacity < candidates and steps * binom.sf(capacity, candidates, rate) > max_overflow:
+        capacity += 1
+    capacity = -(-capacity // 8) * 8
+    overflow = 0.0 if capacity >= candidates else float(steps * binom.sf(capacity, candidates, rate))
+    return capacity, overflow
+
+
+@dataclasses.dataclass
+class PoissonSampler:
+    """Poisson-sampled training batches for DP-SGD, with bounded shapes.
+
+    Every step includes each of the ``N`` training rows independently with probability
+    ``q = batch_size / N`` (``batch_size`` is the *expected* batch size ``B``); an epoch is
+    ``ceil(N / B)`` steps. Each batch has a fixed number of rows, the ``capacity``
+    (:func:`poisson_capacity`): the sampled rows, then filler rows of weight 0 (copies of
+    the shortest row). A step that samples more rows than the capacity keeps a random
+    ``capacity`` of them; the capacity makes that chance at most ``max_overflow`` over the
+    whole run (``overflow`` is the bound reached), which :func:`tfft.privacy.report` adds to delta.
+    Batches are padded to the bucket length of their longest row.
+
+    Set up by :func:`poisson_sampling`; :func:`bucketed_dataset` and :func:`text_dataset`
+    fill in ``rows``, ``capacity``, ``steps_per_epoch`` and ``overflow`` when they build the
+    training dataset (once per sampler).
+    """
+
+    batch_size: int
+    epochs: int
+    seed: int | None = None
+    max_overflow: float = MAX_OVERFLOW
+    rows: int | None = None
+    capacity: int | None = None
+    steps_per_epoch: int | None = None
+    overflow: float | None = None
+
+    @property
+    def sampling_rate(self) -> float:
+        """``q = min(1, B / N)`` (once the rows are known)."""
+        return min(1.0, self.batch_size / self.rows)
+
+    def dataset(
+        self,
+        columns: Mapping[str, Any],
+        example: Callable[[dict[str, tf.Tensor]], Any],
+        batch: Callable[[tf.data.Dataset, int], tf.data.Dataset],
+        filler: int = 0,
+    ) -> tf.data.Dataset:
+        """One epoch of Poisson-sampled batches of ``(features, labels, weights)``.
+
+        Args:
+            columns: per-example data by name (as for :func:`bucketed_dataset`).
+            example: one example's columns to ``(features, labels, weights)``.
+            batch: batches a dataset of ``(element, flag)`` into one batch of ``capacity`` rows.
+            filler: the row that fills unused slots (its weight is set to 0).
+        """
+        if self.rows is not None:
+            raise ValueError("A PoissonSampler builds one training dataset; this one is already used.")
+        rows = int(tf.nest.flatten(columns, expand_composites=False)[0].shape[0])
+        if rows < 1:
+            raise ValueError("Poisson sampling needs at least one training row.")
+        self.rows = rows
+        self.steps_per_epoch = -(-rows // self.batch_size)
+        capacity, self.overflow = poisson_capacity(
+            rows, self.batch_size, self.steps_per_epoch * self.epochs, self.max_overflow
+        )
+        self.capacity = capacity
+        rate = self.sampling_rate
+        logger.info(
+            "Poisson sampling: q = %d / %d = %.4g, %d steps per epoch, batches of %d rows "
+            "(overflow chance over the run <= %.2g)",
+            self.batch_size,
+            rows,
+            rate,
+            self.steps_per_epoch,
+            capacity,
+            self.overflow,
+        )
+
+        def indices(seeds):
+            chosen = tf.where(tf.random.stateless_uniform([rows], seed=seeds[0]) < rate)[:, 0]
+            chosen = tf.random.experimental.stateless_shuffle(chosen, seed=seeds[1])[:capacity]
+            count = tf.shape(chosen)[0]
+            filled = tf.fill([capacity - count], tf.constant(filler, tf.int64))
+            flags = tf.concat([tf.ones([count]), tf.zeros([capacity - count])], axis=0)
+            return tf.concat([chosen, filled], axis=0), flags
+
+        def one_batch(index, flags):
+            picked = tf.nest.map_structure(lambda column: tf.gather(column, index), dict(columns))
+            rows_ = tf.data.Dataset.from_tensor_slices(picked).map(example)
+            pairs = tf.data.Dataset.zip((rows_, tf.data.Dataset.from_tensor_slices(flags)))
+            return batch(pairs, capacity)
+
+        def weigh(element, flags):
+            features, labels, weights = element
+            shaped = tf.reshape(flags, [-1] + [1] * (len(weights.shape) - 1))
+            return features, labels, weights * tf.cast(shaped, weights.dtype)
+
+        seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).batch(4)
+        dataset = seeds.map(lambda s: tf.reshape(s, [2, 2])).take(self.steps_per_epoch).map(indices)
+        dataset = dataset.flat_map(one_batch).map(weigh)
+        return dataset.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch)).prefetch(
+            tf.data.AUTOTUNE
+        )
+
+
+@contextlib.contextmanager
+def poisson_sampling(sampler: PoissonSampler) -> Iterator[PoissonSampler]:
+    """Within the block, training datasets are Poisson samples drawn by ``sampler``."""
+    token = _SAMPLER.set(sampler)
+    try:
+        yield sampler
+    finally:
+        _SAMPLER.reset(token)
 
 
 def bucket_lengths(max_length: int, min_bucket: int = MIN_BUCKET) -> list[int]:
@@ -157,6 +301,16 @@ def bucketed_dataset(
     if lengths is None:
         raise ValueError("bucketed_dataset(training=True) needs the `lengths` of the examples.")
     lengths = np.asarray(lengths, np.int32)
+    sampler = _SAMPLER.get()
+    if sampler is not None:
+        pad = to_buckets or pad_length_to_bucket(buckets, padding)
+
+        def batch(pairs, capacity):
+            return pairs.padded_batch(capacity, padding_values=(padding, 0.0)).map(
+                lambda element, flags: (pad(*element), flags)
+            )
+
+        return sampler.dataset(columns, example, batch, filler=int(np.argmin(lengths)))
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(
@@ -299,5 +453,13 @@ def text_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, weights))
     if not training:
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    sampler = _SAMPLER.get()
+    if sampler is not None:
+        columns = {"features": features, "labels": labels, "weights": weights}
+        return sampler.dataset(
+            columns,
+            lambda row: (row["features"], row["labels"], row["weights"]),
+            lambda pairs, capacity: pairs.batch(capacity),
+        )
     dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).map(pad_batch_dim(batch_size)).prefetch(tf.data.AUTOTUNE)

@@ -13,15 +13,25 @@ the way :mod:`tfft.accumulation` does.
   tasks (classify, regress, multilabel, qa: one row is one window) and the weighted mean
   over its tokens for per-token tasks (ner, summarize, translate). Filler rows have weight 0,
   so their gradient is zero; they do not count in ``B`` either (``B`` is fixed).
-- **Per-example gradients** come from one forward pass and ``tape.jacobian`` of the vector
-  of per-example losses (vectorized with ``pfor``, no Python loop over examples): memory
-  grows with ``rows x trainable parameters``.
+- **Per-example gradients** come from ``tf.vectorized_map`` of one row's forward and backward
+  pass (vectorized with ``pfor``, no Python loop over examples). A ``tape.jacobian`` of the
+  batch's per-example losses gives the same numbers but runs the backward pass of the whole
+  batch once per row, rows-squared work (measured: see README "Private fine-tuning").
+  Memory grows with ``rows x trainable parameters``.
 - **Noise once.** Under a distribution strategy each replica sums its own clipped gradients;
   only replica 0 adds the noise, and the optimizer's all-reduce sums the replicas.
+- **Sampling.** By default (``--dp-sampling poisson``) every step's batch is a Poisson sample:
+  each training row is in it independently with probability ``q = B / N``, and an epoch is
+  ``ceil(N / B)`` steps (:class:`tfft.preprocess.PoissonSampler`). Batches have a fixed number
+  of rows, the capacity, with filler rows of weight 0; the capacity is chosen so that the
+  chance of any step sampling more rows than it holds is at most ``1e-12`` over the run.
+  Were it to happen, the run would differ from true Poisson sampling only on that event, so
+  the guarantee holds with ``delta + (1 + e^epsilon) * overflow`` (``delta_with_overflow``
+  in the report). ``--dp-sampling shuffle`` keeps shuffled fixed-size batches: the epsilon is
+  then computed *as if* they were Poisson samples, the common approximation.
 - **Accounting.** :func:`epsilons` composes ``PoissonSampledDpEvent(q, GaussianDpEvent(sigma))``
-  over the steps taken with dp_accounting's RDP and PLD accountants. tfft's batches are
-  shuffled fixed-size batches, not Poisson samples: the epsilon is computed *as if* each step
-  were a Poisson sample with ``q = B / N``, the usual approximation in DP-SGD practice.
+  over the steps taken with dp_accounting's RDP and PLD accountants, with the ``q`` the
+  sampler used.
 """
 
 from __future__ import annotations
@@ -39,11 +49,18 @@ from tfft.losses import WeightedMeanLoss
 
 logger = logging.getLogger(__name__)
 
-#: what the reported epsilon assumes about sampling (written to summary.json and the export)
-ASSUMPTION = (
-    "accounted as Poisson sampling with q = batch_size / train_rows; the batches are shuffled "
-    "fixed-size batches (the common approximation)"
-)
+#: what the reported epsilon assumes about sampling, per ``--dp-sampling`` (written to
+#: summary.json and the export)
+ASSUMPTIONS = {
+    "poisson": (
+        "Poisson sampling with q = batch_size / train_rows, as accounted; batches of `capacity` rows "
+        "(filler rows weigh 0), overflow chance over the run <= `overflow`"
+    ),
+    "shuffle": (
+        "accounted as Poisson sampling with q = batch_size / train_rows; the batches are shuffled "
+        "fixed-size batches (the common approximation, not a proven guarantee)"
+    ),
+}
 #: the largest noise multiplier :func:`noise_for_epsilon` tries
 MAX_NOISE_MULTIPLIER = 1e4
 
@@ -60,6 +77,9 @@ class PrivacyPlan:
         delta: the ``delta`` of the (epsilon, delta) guarantee.
         planned_steps: the optimizer steps the run is planned for.
         target_epsilon: the epsilon the noise was chosen for, or None when it was given.
+        sampling: ``"poisson"`` or ``"shuffle"`` (see the module docstring).
+        capacity: rows per Poisson batch (None with shuffled batches).
+        overflow: the bound on the chance that some Poisson batch overflowed its capacity.
     """
 
     clip: float
@@ -69,6 +89,9 @@ class PrivacyPlan:
     delta: float
     planned_steps: int
     target_epsilon: float | None = None
+    sampling: str = "shuffle"
+    capacity: int | None = None
+    overflow: float = 0.0
 
     @property
     def sampling_rate(self) -> float:
@@ -158,11 +181,12 @@ def noise_for_epsilon(
     return high
 
 
-def plan(config: TrainConfig, train_rows: int, planned_steps: int) -> PrivacyPlan | None:
+def plan(config: TrainConfig, train_rows: int, planned_steps: int, sampler=None) -> PrivacyPlan | None:
     """The :class:`PrivacyPlan` of a training configuration (None when DP is off).
 
     With ``dp_target_epsilon`` the noise multiplier is found by :func:`noise_for_epsilon`
-    for ``planned_steps``.
+    for ``planned_steps``. ``sampler`` is the :class:`tfft.preprocess.PoissonSampler` that drew
+    the batches (its rate is the one accounted), or None for shuffled batches.
 
     Raises:
         ConfigError: no training rows, or an unreachable target epsilon.
@@ -172,7 +196,7 @@ def plan(config: TrainConfig, train_rows: int, planned_steps: int) -> PrivacyPla
     if train_rows < 1:
         raise ConfigError(f"DP-SGD needs training rows. Received: train_rows={train_rows!r}")
     delta = config.dp_delta if config.dp_delta is not None else default_delta(train_rows)
-    rate = min(1.0, config.batch_size / train_rows)
+    rate = min(1.0, config.batch_size / train_rows) if sampler is None else sampler.sampling_rate
     sigma = config.dp_noise_multiplier
     if sigma is None:
         sigma = noise_for_epsilon(config.dp_target_epsilon, rate, planned_steps, delta)
@@ -193,6 +217,9 @@ def plan(config: TrainConfig, train_rows: int, planned_steps: int) -> PrivacyPla
         delta=float(delta),
         planned_steps=int(planned_steps),
         target_epsilon=config.dp_target_epsilon,
+        sampling="shuffle" if sampler is None else "poisson",
+        capacity=None if sampler is None else sampler.capacity,
+        overflow=0.0 if sampler is None else sampler.overflow,
     )
 
 
@@ -206,6 +233,9 @@ def report(privacy: PrivacyPlan, steps: int) -> dict:
     def finite(value: float) -> float | None:
         return value if math.isfinite(value) else None
 
+    with_overflow = privacy.delta
+    if privacy.overflow > 0:
+        with_overflow = privacy.delta + (1.0 + math.exp(min(found["rdp"], 700.0))) * privacy.overflow
     return {
         "epsilon_rdp": finite(found["rdp"]),
         "epsilon_pld": finite(found["pld"]),
@@ -217,7 +247,11 @@ def report(privacy: PrivacyPlan, steps: int) -> dict:
         "train_rows": privacy.train_rows,
         "steps": int(steps),
         "target_epsilon": privacy.target_epsilon,
-        "assumption": ASSUMPTION,
+        "sampling": privacy.sampling,
+        "capacity": privacy.capacity,
+        "overflow": privacy.overflow,
+        "delta_with_overflow": with_overflow,
+        "assumption": ASSUMPTIONS[privacy.sampling],
     }
 
 
@@ -311,13 +345,24 @@ def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
     variables = model.trainable_variables
     optimizer = model.optimizer
     scaling = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
-    with tf.GradientTape() as tape:
-        predictions = model(x, training=True)
-        losses = per_example_losses(model.loss, y, predictions, weights)
-        scaled = optimizer.get_scaled_loss(losses) if scaling else losses
-    jacobians = tape.jacobian(scaled, variables, experimental_use_pfor=True)
-    used = [i for i, j in enumerate(jacobians) if j is not None]  # no gradient: the optimizer skips it
-    jacobians = [jacobians[i] for i in used]
+    if weights is None:
+        weights = tf.ones([tf.shape(tf.nest.flatten(x)[0])[0]], tf.float32)
+    used = []  # variables with a gradient (found while tracing); the optimizer skips the others
+
+    def one_row(row):
+        row_x, row_y, row_weights = tf.nest.map_structure(lambda t: t[None], row)
+        with tf.GradientTape() as tape:
+            row_predictions = model(row_x, training=True)
+            loss = per_example_losses(model.loss, row_y, row_predictions, row_weights)[0]
+            scaled = optimizer.get_scaled_loss(loss) if scaling else loss
+        gradients = tape.gradient(scaled, variables)
+        used[:] = [i for i, g in enumerate(gradients) if g is not None]
+        dense = [tf.convert_to_tensor(gradients[i]) for i in used]
+        return dense, tf.nest.map_structure(lambda t: t[0], row_predictions)
+
+    # One row at a time, vectorized over the rows (pfor): each row's own forward and backward
+    # pass, so the cost grows with rows, not rows squared as a jacobian of the batch loss does.
+    jacobians, predictions = tf.vectorized_map(one_row, (x, y, weights))
     if scaling:
         jacobians = optimizer.get_unscaled_gradients(jacobians)
     sums, norms = clip_and_sum(jacobians, privacy.clip)

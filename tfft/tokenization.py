@@ -5,10 +5,10 @@ second segments) into *unpadded* token ids with the model's special tokens, trun
 ``max_length`` the way Hugging Face's ``longest_first`` strategy does. Padding and length
 bucketing happen later, in tf.data (:mod:`tfft.preprocess`).
 
-Where the vocabulary allows it (WordPiece), the encoder also offers a
-:class:`GraphTokenizer`: the same tokenization as TensorFlow ops (tensorflow-text), used by
-exported SavedModels so that they take raw text. Byte-level BPE vocabularies (GPT-2,
-RoBERTa) have no in-graph tokenizer here; their exports take token ids.
+Where the vocabulary allows it (WordPiece, ALBERT-style SentencePiece, byte-level BPE of
+GPT-2 / RoBERTa / BART), the encoder also offers a :class:`GraphTokenizer`: the same
+tokenization as TensorFlow ops (tensorflow-text; :mod:`tfft.text.bpe` for byte-level BPE),
+used by exported SavedModels so that they take raw text.
 """
 
 from __future__ import annotations
@@ -185,8 +185,10 @@ class WordPieceGraphTokenizer(GraphTokenizer):
         """Hugging Face ``BertNormalizer``: clean control characters, lower-case, strip accents."""
         import tensorflow_text as text
 
-        texts = tf.strings.regex_replace(texts, r"[\t\n\r]", " ")
-        texts = tf.strings.regex_replace(texts, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
+        # As tokenizers' BertNormalizer: white space of any kind becomes " "; control, format and
+        # private-use characters go (RE2 has no class for unassigned code points).
+        texts = tf.strings.regex_replace(texts, r"[\t\n\r\p{Zs}\p{Zl}\p{Zp}]", " ")
+        texts = tf.strings.regex_replace(texts, r"[\p{Cc}\p{Cf}\p{Co}\x{FFFD}]", "")
         if self.lower_case:
             texts = tf.strings.lower(texts, encoding="utf-8")
             texts = text.normalize_utf8(texts, "NFD")
@@ -288,6 +290,10 @@ class TextEncoder:
     def graph_tokenizer(self) -> GraphTokenizer | None:
         """The in-graph equivalent of :meth:`encode` before packing, or None."""
         return None
+
+    def graph_word_tokenizer(self) -> GraphTokenizer | None:
+        """The in-graph equivalent of :meth:`tokenize_words` (one word per string), or None."""
+        return self.graph_tokenizer()
 
     def tokenize_words(self, words: Sequence[str]) -> list[np.ndarray]:
         """Word-piece ids of each word on its own (no special tokens), for word-level tasks.
@@ -452,7 +458,18 @@ class HFTextEncoder(TextEncoder):
                 sentencepiece = self.sentencepiece_settings()
                 if sentencepiece is not None:
                     self._graph = SentencePieceGraphTokenizer(**sentencepiece)
+                else:
+                    from tfft.text.bpe import ByteLevelBPETokenizer
+
+                    self._graph = ByteLevelBPETokenizer.from_hf_tokenizer(self.tokenizer)
         return self._graph
+
+    def graph_word_tokenizer(self) -> GraphTokenizer | None:
+        """Byte-level BPE tokenizes each word as ``" " + word`` (see :meth:`tokenize_words`)."""
+        from tfft.text.bpe import ByteLevelBPETokenizer, WordStartTokenizer
+
+        graph = self.graph_tokenizer()
+        return WordStartTokenizer(graph) if isinstance(graph, ByteLevelBPETokenizer) else graph
 
     def describe(self) -> dict:
         in_graph = self.graph_tokenizer() is not None  # cached: no second pass over the vocabulary

@@ -11,12 +11,13 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfft.accumulation import install_accumulation
-from tfft.config import TrainConfig
+from tfft.config import LEARNING_RATE, TrainConfig
 from tfft.errors import ConfigError, Interrupted, TfftError
 from tfft.interrupt import StopRequest
 from tfft.keras import keras
 from tfft.model import loss_for, metrics_for, spec_of
 from tfft.privacy import PrivacyPlan, install_privacy
+from tfft.step_log import StepLog
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         warmup = tf.cast(max(self.warmup_steps, 1), tf.float32)
         total = tf.cast(self.total_steps, tf.float32)
         rising = self.peak * (step + 1.0) / warmup
-        falling = self.peak * tf.maximum(total - step, 0.0) / tf.maximum(total - warmup, 1.0)
+        # Decay over the steps after the warm-up: the first of them runs at ``peak`` (with no
+        # warm-up, step 0), the last at ``peak / (total - warmup_steps)``; never above ``peak``.
+        decay_steps = tf.cast(max(self.total_steps - self.warmup_steps, 1), tf.float32)
+        falling = self.peak * tf.minimum(tf.maximum(total - step, 0.0) / decay_steps, 1.0)
         if not self.decay:
             falling = tf.constant(self.peak, tf.float32)
         return tf.where(step < self.warmup_steps, rising, falling)
@@ -60,7 +64,7 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     AdamW leaves biases and layer norms out of weight decay.
     """
     schedule = WarmupLinearDecay(
-        config.learning_rate,
+        LEARNING_RATE if config.learning_rate is None else config.learning_rate,
         total_steps,
         round(config.warmup_ratio * total_steps),
         decay=config.lr_schedule == "linear",
@@ -155,6 +159,14 @@ def resolved_monitor(monitor: str | None, default: str, has_eval: bool) -> str:
     return monitor if monitor.startswith("val_") else f"val_{monitor}"
 
 
+LOWER_IS_BETTER = ("loss", "mae", "mse", "error", "perplexity")
+
+
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for metrics where lower is better (losses, errors, perplexity), else ``"max"``."""
+    return "min" if monitor.endswith(LOWER_IS_BETTER) else "max"
+
+
 class StopWhenAsked(keras.callbacks.Callback):
     """Ends training at a clean point once a signal asked for it (:mod:`tfft.interrupt`).
 
@@ -199,11 +211,14 @@ def fit(
     callbacks: list | None = None,
     privacy: PrivacyPlan | None = None,
     stop: StopRequest | None = None,
+    tokens_per_example: float | None = None,
 ) -> keras.callbacks.History:
     """Compile and train; keep the best weights by ``config.monitor``; resume after a crash.
 
     Writes into ``run_dir``: ``checkpoints/best`` (weights), ``logs/`` (TensorBoard),
-    ``metrics.json`` (per epoch) and, while training, ``backup/`` (weights, optimizer state,
+    ``metrics.json`` (per epoch), ``history.jsonl`` (loss, learning rate and throughput every
+    ``config.log_every_steps`` steps, also in ``logs/steps``: :mod:`tfft.step_log`) and,
+    while training, ``backup/`` (weights, optimizer state,
     epoch and step, every ``config.backup_every_steps`` steps or every epoch). When
     ``backup/`` holds a backup, training continues from it: a run killed at any point and
     started again with the same run folder ends with the same number of optimizer steps.
@@ -224,6 +239,7 @@ def fit(
         privacy: DP-SGD settings (:func:`tfft.privacy.plan`), or None.
         stop: a SIGINT/SIGTERM request (:func:`tfft.interrupt.stop_on_signals`): when set,
             training stops after the current step with a backup there.
+        tokens_per_example: mean real tokens per training row, for the tokens/s scalar.
 
     Returns:
         The Keras ``History``, with ``optimizer_steps``: the steps taken in all, a resumed
@@ -244,7 +260,7 @@ def fit(
     )
     if eval_data is None and config.early_stopping_patience:
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
-    mode = "min" if monitor.endswith(("loss", "mae", "mse", "error")) else "max"
+    mode = monitor_mode(monitor)
     compile_model(model, config, steps_per_epoch * config.epochs, xla, privacy)
 
     best = run_dir / "checkpoints" / "best"
@@ -261,6 +277,12 @@ def fit(
         str(backup_dir), save_freq=config.backup_every_steps or steps_per_epoch
     )
     all_callbacks = [
+        StepLog(  # first: its step timings leave out the other callbacks' work
+            run_dir,
+            config.log_every_steps,
+            rows_per_step=config.batch_size * config.grad_accum_steps,
+            tokens_per_example=tokens_per_example,
+        ),
         backup,
         non_finite,
         keras.callbacks.ModelCheckpoint(

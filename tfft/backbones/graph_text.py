@@ -10,7 +10,8 @@ with TensorFlow ops, where the tokenizers allow it:
   cleanup of spaces before punctuation.
 
 :func:`graph_source_tokenizer` and :func:`graph_detokenizer` return None for tokenizers
-only Python can run (byte-level BPE, remapped SentencePiece such as Marian's).
+only Python can run (remapped SentencePiece such as Marian's). Byte-level BPE (BART) runs
+both ways with :class:`tfft.text.bpe.ByteLevelBPETokenizer`.
 """
 
 from __future__ import annotations
@@ -162,8 +163,8 @@ def graph_source_tokenizer(encoder: HFTextEncoder):
     return None if proto is None else SentencePieceGraphTokenizer(proto)
 
 
-def graph_detokenizer(encoder: HFTextEncoder) -> GraphDetokenizer | None:
-    """An in-graph decoder for the target side, or None when only Python can decode."""
+def graph_detokenizer(encoder: HFTextEncoder):
+    """An in-graph decoder for the target side (``detokenize(ids) -> text``), or None when only Python can."""
     tokenizer = encoder.tokenizer
     special = list(tokenizer.all_special_ids)
     python_cleanup = HF_CLEANUP if getattr(tokenizer, "clean_up_tokenization_spaces", False) else ()
@@ -176,6 +177,10 @@ def graph_detokenizer(encoder: HFTextEncoder) -> GraphDetokenizer | None:
     if wordpiece is not None and decoder.get("type") == "WordPiece":
         cleanup = (WORDPIECE_CLEANUP if decoder.get("cleanup", True) else ()) + python_cleanup
         return WordPieceDetokenizer(wordpiece["vocab"], special, decoder.get("prefix", "##"), cleanup)
+    if decoder.get("type") == "ByteLevel":
+        from tfft.text.bpe import ByteLevelBPETokenizer
+
+        return ByteLevelBPETokenizer.from_hf_tokenizer(tokenizer)
     proto = t5_style_sentencepiece(tokenizer)
     if proto is not None and decoder.get("type") == "Metaspace":
         import sentencepiece

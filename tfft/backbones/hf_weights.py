@@ -136,7 +136,7 @@ def _load_safetensors(folder: Path, files: list[Path]):
             f"{files[0]} has metadata format={fmt!r}; tfft reads safetensors written by PyTorch "
             "('pt') or TensorFlow ('tf') with save_pretrained."
         )
-    return load_pytorch_safetensors(folder, files)
+    return load_pytorch_safetensors(folder, files, optional=POOLER)
 
 
 def _build_from_config(folder: Path, auto_class=None):
@@ -203,7 +203,7 @@ def _from_pretrained(folder: Path, use_safetensors: bool):
         )
     except (OSError, ValueError) as e:
         raise BackboneError(f"{folder} cannot be loaded as a TensorFlow model: {e}") from e
-    check_loading_info(folder, model, info)
+    check_loading_info(folder, model, info, POOLER)
     return model
 
 
@@ -228,8 +228,17 @@ def _from_pickle(folder: Path):
     return model
 
 
+#: weights an encoder checkpoint may lack: a masked-LM checkpoint (``tfft export --format hf``
+#: of ``--task mlm``, ``BertForMaskedLM``) has no pooler; it starts untrained, as tfft's
+#: default mean pooling does not use it.
+POOLER = ("pooler",)
+
+
 def check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> None:
     """Raise if transformers' loading ``info`` has missing (except ``optional``) or mismatched weights."""
+    skipped = [key for key in info.get("missing_keys") or [] if any(part in key for part in optional)]
+    if skipped:
+        logger.info("%s has no weights for %s: initialised from the config.", folder, skipped[:10])
     missing = [key for key in info.get("missing_keys") or [] if not any(part in key for part in optional)]
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:

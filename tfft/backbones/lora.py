@@ -243,9 +243,12 @@ def apply_lora(backbone, lora: LoraConfig) -> list[tuple[str, keras.layers.Layer
         ConfigError: a backbone that is not a Hugging Face one, one already adapted, or the
             errors of :func:`find_targets`.
     """
-    if getattr(backbone, "kind", None) not in ("hf", "hf-seq2seq", "hf-causal-lm") or not hasattr(
-        backbone, "model"
-    ):
+    if getattr(backbone, "kind", None) not in (
+        "hf",
+        "hf-seq2seq",
+        "hf-causal-lm",
+        "hf-masked-lm",
+    ) or not hasattr(backbone, "model"):
         raise ConfigError(
             "LoRA (--lora-rank) works on --hf-model backbones only; "
             f"a {getattr(backbone, 'kind', type(backbone).__name__)} backbone (e.g. TF Hub) is not supported."
@@ -407,11 +410,26 @@ def write_adapter_file(model, folder: str | Path) -> Path:
         "lora": lora.to_dict(),
         "base_model": backbone.source,
         "model_type": backbone.model.config.model_type,
+        "base_fingerprint": base_fingerprint(model),
+        "task": model.tfft_spec.task,
+        "settings": model.tfft_spec.settings,
         "layers": [path for path, _ in backbone.lora_layers],
         "weights": [{"name": w.name, "shape": list(w.shape)} for w in weights],
     }
     (Path(folder) / ADAPTER_INFO).write_text(json.dumps(info, indent=2))
     return path
+
+
+def base_fingerprint(model) -> str:
+    """A short SHA-256 of the base kernels LoRA adapts (in float32, unmerged): adapters
+    written on one base checkpoint are told apart from another base of the same shapes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path, layer in _adapted(model):
+        digest.update(path.encode())
+        digest.update(np.asarray(_kernel(layer).numpy(), dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_adapter_file(model, path: str | Path) -> None:

@@ -2,10 +2,12 @@
 
 Formats:
 
-* **CSV**: header row required, standard quoting (read with the :mod:`csv` module in strict
-  mode, so a stray quote is an error instead of silently merged rows).
-* **TSV**: header row, tab-separated, quoting off (like ``csv.QUOTE_NONE``): quotes are
-  ordinary characters, as GLUE files need (RTE has unbalanced quotes).
+* **CSV**: header row (or no header and the names in ``TableSpec.header``: ``--columns``),
+  standard quoting (read with the :mod:`csv` module in strict mode, so a stray quote is an
+  error instead of silently merged rows).
+* **TSV**: header row (or ``--columns``), tab-separated, quoting off (like
+  ``csv.QUOTE_NONE``): quotes are ordinary characters, as GLUE files need (RTE has
+  unbalanced quotes).
 * **JSON Lines**: one JSON object per line, the columns are its keys; blank lines are skipped.
 
 Each row is checked (field count, NUL bytes, UTF-8, JSON types) as it is read; the rows are
@@ -53,6 +55,11 @@ def read_table_file(
         with path.open("rb") as handle:
             lines = decoded_lines(handle, source)
             if file_format == "jsonl":
+                if spec.header is not None:
+                    raise DataError(
+                        f"{source}: --columns names the fields of CSV/TSV files without a header row; "
+                        "a JSON Lines file names them with its keys. Drop --columns."
+                    )
                 records = _jsonl_records(lines, source, spec)
             else:
                 records = _table_records(lines, source, spec, file_format)
@@ -84,24 +91,74 @@ def _table_records(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line, {column: value})`` for each row of a CSV or TSV file.
 
+    The first row names the columns, unless ``spec.header`` names them (``--columns``):
+    then every row is data.
+
     Raises:
-        DataError: The file is empty; the header is bad or lacks a spec column; a row has
-            the wrong number of fields, a NUL byte or bytes that are not UTF-8.
+        DataError: The file is empty; the header is bad or lacks a spec column (with a hint
+            about ``--columns`` when the first row looks like data); a row has the wrong
+            number of fields, a NUL byte or bytes that are not UTF-8.
     """
     rows = _csv_rows(lines, source) if file_format == "csv" else _tsv_rows(lines)
+    separator = "comma" if file_format == "csv" else "tab"
+    if spec.header is not None:
+        columns = list(spec.header)
+        named = f"--columns {','.join(columns)}"
+        check_columns(columns, spec, f"{source} ({named})")
+        first = True
+        for line, fields in rows:
+            where = f"{source}:{line}"
+            if first and [field.strip() for field in fields] == columns:
+                raise DataError(
+                    f"{where}: the first row is a header ({', '.join(columns)}) but {named} says the file "
+                    "has none; drop --columns to read the names from the header."
+                )
+            first = False
+            _check_field_count(fields, columns, where, separator, named=f"named by {named}")
+            for column, value in zip(columns, fields, strict=True):
+                check_cell(value, f"column `{column}`", where)
+            yield line, dict(zip(columns, fields, strict=True))
+        return
     header_line, header = next(rows, (0, None))
     if header is None:
         wanted = ", ".join(column for _, column in spec.columns())
-        raise DataError(f"{source}: the file is empty; expected a header row naming the columns ({wanted}).")
+        raise DataError(
+            f"{source}: the file is empty; expected a header row naming the columns ({wanted}), "
+            "or rows named with --columns."
+        )
     columns = _header_columns(header, f"{source}:{header_line}")
-    check_columns(columns, spec, source)
-    separator = "comma" if file_format == "csv" else "tab"
+    try:
+        check_columns(columns, spec, source)
+    except DataError as error:
+        if not _looks_like_data(columns):
+            raise
+        wanted = [column for _, column in spec.columns()][: len(columns)]
+        example = ",".join(wanted + [f"field{i}" for i in range(len(wanted) + 1, len(columns) + 1)])
+        raise DataError(
+            f"{error} The first row ({source}:{header_line}) looks like data, not a header: if the file "
+            f"has no header row, name its {len(columns)} field(s) in order with --columns, "
+            f"e.g. --columns {example}"
+        ) from None
     for line, fields in rows:
         where = f"{source}:{line}"
         _check_field_count(fields, columns, where, separator)
         for column, value in zip(columns, fields, strict=True):
             check_cell(value, f"column `{column}`", where)
         yield line, dict(zip(columns, fields, strict=True))
+
+
+def _looks_like_data(fields: list[str]) -> bool:
+    """Whether a first row reads like data rather than column names: a field is a number,
+    or a sentence (several words or long)."""
+    for field in fields:
+        try:
+            float(field)
+            return True
+        except ValueError:
+            pass
+        if len(field.split()) >= 4 or len(field) > 40:
+            return True
+    return False
 
 
 def _csv_rows(lines: Iterator[str], source: str) -> Iterator[tuple[int, list[str]]]:
@@ -195,11 +252,14 @@ def _header_columns(header: list[str], where: str) -> list[str]:
     return columns
 
 
-def _check_field_count(fields: list[str], columns: list[str], where: str, separator: str) -> None:
-    """Raise a DataError if a row does not have one field per header column."""
+def _check_field_count(
+    fields: list[str], columns: list[str], where: str, separator: str, named: str = "as in the header"
+) -> None:
+    """Raise a DataError if a row does not have one field per column (``named`` says where
+    the column names came from)."""
     if len(fields) == len(columns):
         return
-    expected = f"expected {len(columns)} {separator}-separated fields as in the header, found {len(fields)}"
+    expected = f"expected {len(columns)} {separator}-separated fields {named}, found {len(fields)}"
     if len(fields) < len(columns):
         raise DataError(f"{where}: {expected}: column `{columns[len(fields)]}` is missing.")
     raise DataError(

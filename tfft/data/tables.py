@@ -50,6 +50,8 @@ class TableSpec:
         extra_columns: More columns read as they are (stripped; may be empty), e.g. a
             demographic or source field for slice reports, into
             :attr:`TextExamples.extra_values`. They may repeat a column read above.
+        header: The column names of a CSV/TSV file without a header row, in order
+            (``--columns``): every row is then data. None: the first row names the columns.
 
     Raises:
         ConfigError: A column name is empty or used twice, the format is unknown, or the
@@ -70,8 +72,15 @@ class TableSpec:
     label_separator: str | None = None
     allow_empty_label_list: bool = False
     extra_columns: tuple[str, ...] = ()
+    header: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.header is not None:
+            if isinstance(self.header, str) or not all(isinstance(n, str) and n.strip() for n in self.header):
+                raise ConfigError(
+                    f"`header` must be a sequence of non-empty column names. Received: header={self.header!r}"
+                )
+            object.__setattr__(self, "header", tuple(name.strip() for name in self.header))
         if isinstance(self.extra_columns, str):
             raise ConfigError(
                 "`extra_columns` must be a sequence of column names. "

@@ -206,12 +206,14 @@ def length_section(rows: Rows, max_length: int | None, token_lengths: Sequence[i
         "median": float(np.percentile(lengths, 50)),
         "p95": float(np.percentile(lengths, 95)),
         "max": int(lengths.max()),
+        "mean": float(lengths.mean()),
         "max_length": max_length,
         "truncated": None,
     }
     if max_length is not None:
         over = int(np.sum(lengths > max_length))
         section["truncated"] = {"rows": over, "share": over / len(lengths), "lower_bound": unit == "words"}
+        section["mean_kept"] = float(np.minimum(lengths, max_length).mean())  # after truncation
     return section
 
 

@@ -7,6 +7,7 @@ Other tasks are read by their own task object, which imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tfft.data import TableSpec, read_examples
@@ -43,5 +44,8 @@ def read_for_report(source: str, config: Any, option: str, max_examples: int | N
     if spec is None:
         from tfft.tasks import get_task
 
-        return get_task(config.model.task).read(source, config, option=option, max_examples=max_examples)
+        task = get_task(config.model.task)
+        task.check_headerless(config)
+        return task.read(source, config, option=option, max_examples=max_examples)
+    spec = dataclasses.replace(spec, header=config.data.header())
     return read_examples(source, spec, max_examples, data_dir=config.data.tfds_data_dir, option=option)

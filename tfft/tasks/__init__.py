@@ -36,6 +36,7 @@ REGISTRY: dict[str, str] = {
     "summarize": "tfft.tasks.seq2seq",
     "translate": "tfft.tasks.seq2seq",
     "causal-lm": "tfft.tasks.causal_lm",
+    "mlm": "tfft.tasks.mlm",
 }
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
+from tfft.errors import ConfigError
+
 if TYPE_CHECKING:
     from tfft.backbones import Backbone
     from tfft.config import RunConfig
@@ -39,6 +41,8 @@ class Task:
         slice_metric: the metric slice reports rank slices by and bootstrap
             (``tfft evaluate --slice-*``); None when the task has no slice reports.
         slice_higher_is_better: whether a higher ``slice_metric`` is better.
+        headerless_tables: its reader takes ``--columns`` (CSV/TSV files without a header
+            row); :meth:`check_headerless` refuses ``--columns`` for the others.
     """
 
     name: str = ""
@@ -47,6 +51,7 @@ class Task:
     token_level: bool = False
     slice_metric: str | None = None
     slice_higher_is_better: bool = True
+    headerless_tables: bool = False
 
     # --- data ---------------------------------------------------------------------------
     def read(
@@ -64,6 +69,18 @@ class Task:
         ``option`` names the command-line option in error messages.
         """
         raise NotImplementedError
+
+    def check_headerless(self, config: RunConfig) -> None:
+        """Refuse ``--columns`` (``config.data.columns``) when this task's reader ignores it.
+
+        Raises:
+            ConfigError: ``--columns`` was given and the task reads header rows only.
+        """
+        if config.data.columns is not None and not self.headerless_tables:
+            raise ConfigError(
+                f"--columns (CSV/TSV files without a header row) is not supported by --task {self.name}: "
+                f"give the file a header row. Received: columns={config.data.columns!r}"
+            )
 
     def has_train_data(self, config: RunConfig) -> bool:
         """Whether ``config`` names training data (``--train``; a task may know other ways)."""

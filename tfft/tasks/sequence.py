@@ -27,6 +27,8 @@ from tfft.tokenization import pack_segments, to_dense_inputs
 class SequenceTask(Task):
     """A task with one output vector per text or text pair."""
 
+    headerless_tables = True
+
     # --- data ---------------------------------------------------------------------------
     def table_spec(self, config, labelled: bool) -> TableSpec:
         """Which columns to read; subclasses with several label columns override this."""
@@ -42,7 +44,7 @@ class SequenceTask(Task):
         self, source, config, *, labelled=True, option="--train", max_examples=None, extra_columns=()
     ) -> TextExamples:
         """See :meth:`Task.read`; ``extra_columns`` are read too (slice reports)."""
-        spec = self.table_spec(config, labelled)
+        spec = dataclasses.replace(self.table_spec(config, labelled), header=config.data.header())
         if extra_columns:
             spec = dataclasses.replace(spec, extra_columns=tuple(extra_columns))
         return read_examples(
@@ -260,7 +262,7 @@ class SequenceServing(tf.Module):
     Signatures: ``serving_default`` takes ``text`` (and ``text_pair`` for pair models),
     tf.string ``[batch]``; ``predict_ids`` takes ``input_ids``, ``attention_mask``,
     ``token_type_ids`` (int32 ``[batch, length]``). Both return the task's answers. A
-    backbone whose tokenizer cannot run in the graph (byte-level BPE) gets ``predict_ids``
+    backbone whose tokenizer cannot run in the graph (e.g. BPE dropout) gets ``predict_ids``
     only, as ``serving_default``.
     """
 

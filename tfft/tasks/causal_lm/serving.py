@@ -1,10 +1,15 @@
-"""The exported serving graph of ``--task causal-lm``: token ids in, generated ids (or scores) out.
+"""The exported serving graph of ``--task causal-lm``: raw text (or token ids) in, generated text out.
 
-Byte-level BPE (GPT-2's) cannot be tokenized in the graph here yet, so the export takes
-token ids and its tokenizer travels in ``assets.extra/tokenizer/`` (``tfft predict`` and
-``tfft evaluate`` use it). Signatures:
+When the tokenizer is plain byte-level BPE (GPT-2's and kin), it runs in the graph
+(:class:`tfft.text.bpe.ByteLevelBPETokenizer`), and the export takes raw text. Its Python
+tokenizer still travels in ``assets.extra/tokenizer/`` (``tfft evaluate`` scores with it).
+Signatures:
 
-- ``generate_ids`` (also ``serving_default``): ``input_ids``, ``attention_mask`` (int32
+- ``generate`` (also ``serving_default`` when the tokenizer runs in the graph): ``text``
+  (tf.string ``[batch]``, the prompts; the ``--template`` is applied in the graph) ->
+  ``generated_text`` (tf.string ``[batch]``, cut at the first stop string) and
+  ``generated_ids``. Equal to ``tfft predict`` / Python generation.
+- ``generate_ids`` (``serving_default`` otherwise): ``input_ids``, ``attention_mask`` (int32
   ``[batch, length]``, prompts **left** padded, ``length <= prompt_length`` of the metadata
   settings) -> ``generated_ids`` (int32 ``[batch, max_new_tokens]``: the new tokens only,
   padded after the end token). Prompts are left padded to ``prompt_length`` in the graph, so
@@ -21,7 +26,10 @@ import logging
 
 import tensorflow as tf
 
-from tfft.tasks.causal_lm.metrics import token_nll_and_correct
+from tfft.tasks.causal_lm.batches import unescape
+from tfft.tasks.causal_lm.metrics import stop_strings, token_nll_and_correct
+from tfft.text.bpe import ByteLevelBPETokenizer, literal_pattern
+from tfft.tokenization import pack_segments
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +45,8 @@ class CausalLMServing(tf.Module):
         xla: compile generation with XLA; None tries it and falls back when it fails.
     """
 
-    in_graph_tokenizer = False
+    #: ``tfft evaluate`` scores exports with the Python tokenizer: keep it in every export
+    ships_python_tokenizer = True
 
     def __init__(self, model, prompt_length: int, xla: bool | None = None):
         super().__init__(name="tfft_serving")
@@ -47,6 +56,18 @@ class CausalLMServing(tf.Module):
         self.pad_id = int(spec.backbone.pad_id)
         self.settings = spec.task_object.generation_settings(spec.settings)
         self.xla = self._xla_works() if xla is None else xla
+        self.tokenizer = ByteLevelBPETokenizer.from_hf_tokenizer(spec.backbone.tokenizer)
+        self.template = spec.backbone.encoder.template
+        template = spec.settings.get("template")
+        self.prompt_parts = unescape(template).split("{prompt}") if template else ["", ""]
+        stops = stop_strings(spec.settings.get("stop"))
+        self.stop_pattern = (
+            "(?s)^(.*?)(?:" + "|".join(literal_pattern(s) for s in stops) + ").*$" if stops else None
+        )
+
+    @property
+    def in_graph_tokenizer(self) -> bool:
+        return self.tokenizer is not None
 
     def _generate(self, input_ids, attention_mask, xla: bool):
         return self.model.generator(self.settings, xla=xla)(input_ids, attention_mask)
@@ -98,6 +119,33 @@ class CausalLMServing(tf.Module):
         )
         return {"generated_ids": tf.reshape(outputs, [-1, width])[:count]}
 
+    def from_text(self, text) -> dict:
+        """Template, tokenize, keep the last ``prompt_length`` tokens, generate, decode, cut at stops."""
+        parts = [tf.fill(tf.shape(text), part) for part in self.prompt_parts]
+        pieces = [parts[0]]
+        for part in parts[1:]:
+            pieces += [text, part]
+        ids, _ = pack_segments(self.tokenizer.tokenize(tf.strings.join(pieces)), None, self.template, 2**30)
+        lengths = ids.row_lengths()
+        check = tf.debugging.assert_positive(
+            lengths, message="Every prompt needs at least one token; an empty prompt cannot be continued."
+        )
+        with tf.control_dependencies([check]):
+            ids = tf.ragged.boolean_mask(
+                ids, tf.ragged.range(lengths) >= tf.expand_dims(lengths - self.prompt_length, 1)
+            )
+        # left padding: reverse each row, pad on the right, reverse back
+        rows = ids.value_rowids()
+        first, stop = tf.gather(ids.row_splits[:-1], rows), tf.gather(ids.row_splits[1:], rows)
+        flipped = ids.with_values(tf.gather(ids.values, first + stop - 1 - tf.range(tf.size(rows, tf.int64))))
+        input_ids = tf.reverse(flipped.to_tensor(self.pad_id), axis=[1])
+        attention_mask = tf.reverse(tf.ones_like(flipped).to_tensor(0), axis=[1])
+        generated = self.from_ids(input_ids, attention_mask)["generated_ids"]
+        texts = self.tokenizer.detokenize(generated)
+        if self.stop_pattern:
+            texts = tf.strings.regex_replace(texts, self.stop_pattern, r"\1", replace_global=False)
+        return {"generated_text": texts, "generated_ids": generated}
+
     def score(self, input_ids, attention_mask, labels) -> dict:
         logits = self.model({"input_ids": input_ids, "attention_mask": attention_mask}, training=False)
         nll, correct = token_nll_and_correct(labels, logits)
@@ -110,10 +158,15 @@ class CausalLMServing(tf.Module):
             lambda input_ids, attention_mask, labels: self.score(input_ids, attention_mask, labels)
         )
         generate_ids = generate.get_concrete_function(*spec)
-        return {
+        signatures = {
             "serving_default": generate_ids,
             "generate_ids": generate_ids,
             "score_ids": score.get_concrete_function(
                 *spec, tf.TensorSpec([None, None], tf.int32, name="labels")
             ),
         }
+        if self.in_graph_tokenizer:
+            text = tf.function(lambda text: self.from_text(text))
+            signatures["generate"] = text.get_concrete_function(tf.TensorSpec([None], tf.string, name="text"))
+            signatures["serving_default"] = signatures["generate"]
+        return signatures

@@ -43,7 +43,7 @@ class NerServing(tf.Module):
       ``""`` for padding and truncated words), ``scores`` (float32) and ``truncated_words``.
     - ``predict_ids``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (int32
       ``[batch, length]``) -> ``probabilities`` (float32 ``[batch, length, tags]``) and
-      ``tag_ids`` (int32 ``[batch, length]``). Byte-level BPE models have only this one
+      ``tag_ids`` (int32 ``[batch, length]``). Tokenizers with no graph twin have only this one
       (also as ``serving_default``); ``tfft predict`` tokenizes for them in Python.
     """
 
@@ -53,7 +53,7 @@ class NerServing(tf.Module):
         self.model = model
         self.max_length = max_length
         encoder = text_encoder(model)
-        self.tokenizer = encoder.graph_tokenizer()
+        self.tokenizer = encoder.graph_word_tokenizer()
         self.template = encoder.template
         self.budget = word_budget(self.template, max_length)  # a max_length too small fails here
         prefixes, kinds, types = tag_tables(spec.settings["labels"])

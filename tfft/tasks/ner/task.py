@@ -115,6 +115,7 @@ class NerTask(Task):
     default_monitor = "val_entity_f1"
     headline = ("examples", "precision", "recall", "f1", "truncated_words")
     token_level = True
+    headerless_tables = True  # CSV/TSV texts for prediction; tagged files refuse --columns
 
     # --- data ---------------------------------------------------------------------------
     def read(self, source, config, *, labelled=True, option="--train", max_examples=None):
@@ -143,11 +144,19 @@ class NerTask(Task):
                 )
             texts = read_examples(
                 source,
-                TableSpec(text_column=config.data.text_column, format=file_format),
+                TableSpec(
+                    text_column=config.data.text_column, format=file_format, header=config.data.header()
+                ),
                 max_examples=max_examples,
                 option=option,
             )
             return TaggedExamples.from_texts(texts.texts, texts.source, texts.rows)
+        if config.data.columns is not None:
+            raise ConfigError(
+                f"{source}: --columns names the fields of CSV/TSV text files without a header row "
+                f"(ner: for prediction); this is a {file_format} file. "
+                f"Received: columns={config.data.columns!r}"
+            )
         return read_tagged(
             source,
             file_format=file_format,

@@ -27,7 +27,7 @@ class QAServing(tf.Module):
         self._type_id = encoder.template.pair_type_id if encoder.uses_token_types else 0
         self._max_answer_length = int(spec.settings["max_answer_length"])
         self._allow_no_answer = bool(spec.settings["allow_no_answer"])
-        self.tokenizer = encoder.graph_tokenizer()
+        self.tokenizer = encoder.graph_word_tokenizer()
 
     @property
     def in_graph_tokenizer(self) -> bool:

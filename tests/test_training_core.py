@@ -1,0 +1,226 @@
+"""The training loop's core rules: learning-rate schedule values, ``--monitor`` mode,
+best-epoch restore, early stopping and ``--class-weights auto`` (classify)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from helpers import tiny_run_config
+
+import tfft
+from tfft.config import ADAPTER_LEARNING_RATE, LEARNING_RATE, RunConfig, TrainConfig
+from tfft.keras import keras
+from tfft.train import WarmupLinearDecay, make_optimizer, monitor_mode, resolved_monitor
+
+
+def rates(schedule, steps: int) -> np.ndarray:
+    return np.array([float(schedule(step)) for step in range(steps)])
+
+
+@pytest.mark.parametrize("total", [1, 2, 10, 37])
+def test_no_warmup_starts_at_peak_and_decays_linearly_to_peak_over_total(total):
+    peak = 3e-4
+    values = rates(WarmupLinearDecay(peak, total, 0), total + 2)
+    # Step 0 runs at the peak (not peak * T / (T - 1)); the rate never exceeds it.
+    assert values[0] == pytest.approx(peak, rel=1e-6)
+    assert values.max() <= peak * (1 + 1e-6)
+    expected = [peak * (total - step) / total for step in range(total)] + [0.0, 0.0]
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-12)
+
+
+def test_warmup_rises_to_peak_then_decays_to_zero():
+    peak, total, warmup = 1e-3, 20, 4
+    values = rates(WarmupLinearDecay(peak, total, warmup), total + 1)
+    np.testing.assert_allclose(values[:warmup], [peak * (k + 1) / warmup for k in range(warmup)], rtol=1e-6)
+    np.testing.assert_allclose(
+        values[warmup:total], [peak * (total - k) / (total - warmup) for k in range(warmup, total)], rtol=1e-5
+    )
+    assert values[warmup - 1] == pytest.approx(peak) and values[warmup] == pytest.approx(peak)
+    assert values.max() <= peak * (1 + 1e-6)
+    assert values[total] == 0.0
+    assert np.all(np.diff(values[warmup:]) < 0)
+
+
+def test_constant_schedule_holds_peak_after_warmup():
+    peak = 2e-5
+    values = rates(WarmupLinearDecay(peak, 10, 2, decay=False), 12)
+    np.testing.assert_allclose(values, [peak / 2, peak] + [peak] * 10, rtol=1e-6)
+
+
+def test_warmup_covering_every_step_never_exceeds_peak():
+    values = rates(WarmupLinearDecay(1.0, 5, 5), 6)
+    np.testing.assert_allclose(values[:5], [0.2, 0.4, 0.6, 0.8, 1.0], rtol=1e-6)
+    assert values.max() <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_optimizer_schedule_follows_the_default_config(schedule):
+    """make_optimizer wires the configured peak, warm-up share and schedule kind (defaults
+    are read from TrainConfig, so the test follows changes of the defaults)."""
+    config = dataclasses.replace(TrainConfig(), lr_schedule=schedule)
+    total = 50
+    optimizer = make_optimizer(config, total)
+    warmup = round(config.warmup_ratio * total)
+    lr = optimizer._learning_rate  # the schedule object (``learning_rate`` is its last value)
+    peak = LEARNING_RATE if config.learning_rate is None else config.learning_rate
+    assert lr.get_config() == {
+        "peak": peak,
+        "total_steps": total,
+        "warmup_steps": warmup,
+        "decay": schedule == "linear",
+    }
+    values = rates(lr, total)
+    assert values.max() == pytest.approx(peak, rel=1e-5)
+    assert values.max() <= peak * (1 + 1e-6)
+    assert int(np.argmax(values >= peak * (1 - 1e-6))) == max(warmup - 1, 0)
+    if schedule == "linear":
+        assert values[-1] == pytest.approx(peak / (total - warmup), rel=1e-5)
+    else:
+        assert values[-1] == pytest.approx(peak, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "monitor, mode",
+    [
+        ("val_loss", "min"),
+        ("loss", "min"),
+        ("val_mae", "min"),
+        ("val_mse", "min"),
+        ("val_perplexity", "min"),
+        ("val_error", "min"),
+        ("val_accuracy", "max"),
+        ("val_entity_f1", "max"),
+        ("val_macro_f1", "max"),
+        ("val_pearson", "max"),
+        ("val_spearman", "max"),
+        ("val_micro_f1", "max"),
+    ],
+)
+def test_monitor_mode_guessing(monitor, mode):
+    assert monitor_mode(monitor) == mode
+
+
+def test_monitor_mode_of_every_task_default_is_right_and_the_cli_summary_agrees():
+    from tfft.tasks import get_task, task_names
+    from tfft_cli.results import best_epoch
+
+    for name in task_names():
+        default = get_task(name).default_monitor
+        assert default.startswith("val_"), name
+        lower_is_better = default.endswith("loss")
+        assert monitor_mode(default) == ("min" if lower_is_better else "max"), name
+        epochs = [{"epoch": 1, default: 0.2}, {"epoch": 2, default: 0.9}]
+        assert best_epoch(epochs, default)["epoch"] == (1 if lower_is_better else 2), name
+
+
+def test_resolved_monitor_adds_val_prefix_and_falls_back_to_loss_without_eval():
+    assert resolved_monitor("accuracy", "val_loss", True) == "val_accuracy"
+    assert resolved_monitor("val_accuracy", "val_loss", True) == "val_accuracy"
+    assert resolved_monitor(None, "val_entity_f1", True) == "val_entity_f1"
+    assert resolved_monitor("accuracy", "val_loss", False) == "loss"
+
+
+class WeightsPerEpoch(keras.callbacks.Callback):
+    """Keeps a copy of the weights and logs at every epoch end; from epoch ``spoil_from`` on,
+    scales the head's kernel at the epoch's start so that epoch scores worse."""
+
+    def __init__(self, spoil_from: int | None = None):
+        super().__init__()
+        self.spoil_from = spoil_from
+        self.weights, self.logs = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.spoil_from is not None and epoch >= self.spoil_from:
+            kernel = self.model.trainable_weights[-2]
+            assert "kernel" in kernel.name, kernel.name
+            kernel.assign(kernel * 200.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([w.copy() for w in self.model.get_weights()])
+        self.logs.append(dict(logs or {}))
+
+
+def assert_same_weights(left, right):
+    for a, b in zip(left, right, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_stops_and_the_best_epochs_weights_come_back(tiny_bert_dir, tiny_sentiment, tmp_path):
+    """Patience 1: training stops after the first epoch that does not improve val_loss (the
+    third at the latest: its head is spoiled), and the model ends with the best epoch's
+    weights, not the last epoch's."""
+    record = WeightsPerEpoch(spoil_from=2)
+    config = tiny_run_config(
+        tiny_bert_dir,
+        tiny_sentiment,
+        {
+            "data.eval": tiny_sentiment["dev"],
+            "train.epochs": 4,
+            "train.batch_size": 16,
+            "train.learning_rate": 1e-3,
+            "train.monitor": "loss",
+            "train.early_stopping_patience": 1,
+            "export.run_dir": tmp_path / "run",
+        },
+    )
+    result = tfft.run_fit(config, verbose=0, callbacks=[record])
+    losses = [logs["val_loss"] for logs in record.logs]
+    first_without_gain = next(i for i in range(1, 4) if losses[i] >= min(losses[:i]))
+    assert len(losses) == first_without_gain + 1, losses  # stopped right there
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["optimizer_steps"] == len(losses) * summary["steps_per_epoch"]
+    best = int(np.argmin(losses))
+    assert best < len(losses) - 1
+    assert_same_weights(record.model.get_weights(), record.weights[best])
+    with pytest.raises(AssertionError):
+        assert_same_weights(record.model.get_weights(), record.weights[-1])
+
+
+def test_class_weights_auto_weigh_each_row_n_over_k_times_class_count(tiny_bert_dir, tmp_path):
+    from tfft.pipeline import build_run_model, read_train_eval, run_dataset
+    from tfft.tasks import get_task
+
+    labels = ["pos"] * 15 + ["neg"] * 5 + ["meh"] * 4
+    rows = ["sentence\tlabel"] + [f"row {i} was {label}\t{label}" for i, label in enumerate(labels)]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    config = tiny_run_config(
+        tiny_bert_dir,
+        {"train": tmp_path / "train.tsv"},
+        {"task.class_weights": "auto", "train.batch_size": 5},
+    )
+    train, _ = read_train_eval(config)
+    settings = get_task("classify").settings_from_data(train, config)
+    model = build_run_model(config, settings)
+    seen = Counter()
+    for _, targets, weights in run_dataset(model, train, config, training=True):
+        for target, weight in zip(targets.numpy().tolist(), weights.numpy().tolist(), strict=True):
+            if weight > 0:  # filler rows that complete the last batch weigh 0
+                seen[(settings["labels"][target], round(weight, 5))] += 1
+    counts = Counter(labels)
+    n, k = len(labels), len(counts)
+    assert seen == {(label, round(n / (k * c), 5)): c for label, c in counts.items()}
+    # Without the option every row weighs 1.
+    plain = dataclasses.replace(config, task=dataclasses.replace(config.task, class_weights=None))
+    weights = np.concatenate([w.numpy() for _, _, w in run_dataset(model, train, plain, training=True)])
+    assert sorted(set(weights.tolist()) - {0.0}) == [1.0] and int((weights > 0).sum()) == n
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ({}, LEARNING_RATE),
+        ({"train_top_layers": 2}, LEARNING_RATE),
+        ({"lora_rank": 8}, ADAPTER_LEARNING_RATE),
+        ({"freeze_backbone": True}, ADAPTER_LEARNING_RATE),
+    ],
+)
+def test_unset_learning_rate_follows_what_trains(model, expected):
+    config = RunConfig.from_dict({"model": {"hf_model": "m", **model}})
+    assert config.train.learning_rate is None
+    assert config.with_learning_rate().train.learning_rate == expected
+    given = RunConfig.from_dict({"model": {"hf_model": "m", **model}, "train": {"learning_rate": 3e-4}})
+    assert given.with_learning_rate().train.learning_rate == 3e-4
