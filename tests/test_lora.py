@@ -221,6 +221,7 @@ def test_lora_errors(tiny_bert_dir, tiny_text_embedding_dir):
         find_targets(backbone.model, "albert", ("query",))
 
 
+@pytest.mark.slow  # about a minute; test_adapters.py covers a LoRA run_fit and export by default
 def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sentiment, tmp_path):
     class StopAt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -269,8 +270,12 @@ def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sen
     np.testing.assert_allclose(first, second, atol=1e-5)
 
 
-# Marian is BART's architecture with other defaults (same projections): slow suite only.
-@pytest.mark.parametrize("family", ["t5", "bart", pytest.param("marian", marks=pytest.mark.slow)])
+# Marian is BART's architecture with other defaults (same projections); T5 costs a minute:
+# both in the slow suite only.
+SLOW_SEQ2SEQ = [pytest.param(family, marks=pytest.mark.slow) for family in ("t5", "marian")]
+
+
+@pytest.mark.parametrize("family", ["bart", *SLOW_SEQ2SEQ])
 def test_lora_seq2seq_families(tmp_path, family):
     from tfft.pipeline import ExportedModel, predict_rows
 

@@ -118,7 +118,8 @@ def test_gpt2_decoder_pools_last_token_and_exports_ids_signature(tmp_path):
     path = tfft.export_saved_model(model, tmp_path / "m", max_length=32)
     loaded = tf.saved_model.load(str(path))
     assert set(loaded.signatures) == {"serving_default", "predict_ids"}
-    assert (path / "assets.extra" / "tokenizer" / "tokenizer.json").is_file()
+    metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
+    assert metadata["in_graph_tokenizer"]  # byte-level BPE runs in the graph (tfft.text.bpe)
     classifier = tfft.ExportedClassifier(path)
     got = classifier.predict(TEXTS)["probabilities"]
     np.testing.assert_allclose(got, keras_probabilities(model, TEXTS, max_length=32), atol=1e-4)

@@ -106,10 +106,10 @@ def setting_changes(run_dir: Path, config) -> list[str]:
     if not saved_file.is_file():
         return []
     try:
-        saved = _comparable(load_config(saved_file))
+        saved = _comparable(load_config(saved_file).with_learning_rate())
     except TfftError as error:
         return [f"its config.yaml cannot be read ({error})"]
-    now = _comparable(config.with_learning_rate())  # an unset rate is saved resolved
+    now = _comparable(config.with_learning_rate())  # an unset rate compares as the one it means
     keys = [
         key
         for key in dict.fromkeys([*saved, *now])
