@@ -126,7 +126,8 @@ def test_resolved_monitor_adds_val_prefix_and_falls_back_to_loss_without_eval():
 
 class WeightsPerEpoch(keras.callbacks.Callback):
     """Keeps a copy of the weights and logs at every epoch end; from epoch ``spoil_from`` on,
-    scales the head's kernel at the epoch's start so that epoch scores worse."""
+    negates and scales the head's kernel at the epoch's start, so the model confidently
+    predicts the wrong class and a few optimizer steps cannot bring its loss back."""
 
     def __init__(self, spoil_from: int | None = None):
         super().__init__()
@@ -137,7 +138,7 @@ class WeightsPerEpoch(keras.callbacks.Callback):
         if self.spoil_from is not None and epoch >= self.spoil_from:
             kernel = self.model.trainable_weights[-2]
             assert "kernel" in kernel.name, kernel.name
-            kernel.assign(kernel * 200.0)
+            kernel.assign(kernel * -50.0)
 
     def on_epoch_end(self, epoch, logs=None):
         self.weights.append([w.copy() for w in self.model.get_weights()])
