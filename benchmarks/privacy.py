@@ -4,21 +4,28 @@ Two kinds of contenders, each in its own process:
 
 - **fits**: one ``tfft.pipeline.run_fit`` (what ``tfft fit`` runs) on the same SST-2 rows,
   epochs, expected batch size and maximum length: without DP, and with DP-SGD
-  (``--dp-target-epsilon`` 1, 3 and 8 at delta 1e-5, Poisson sampling) on LoRA rank 8.
-  Each row gives dev accuracy, epsilon reached (RDP and PLD), sigma, and the training step
-  time (mean over steps after each epoch's first; a DP batch holds ``capacity`` rows).
-- **step**: the DP/non-DP step-time ratio *on the same batch*: two copies of one model, one
-  compiled with Keras' step and one with the DP step (same batch of ``--batch-size`` real
-  SST-2 rows, float32, XLA), timed in alternating phases; the best phase of each counts.
-  ``step-lora`` (LoRA rank 8) and ``step-full`` (all 22.7M parameters, whose per-example
-  gradients need rows x 91 MB: run with a smaller batch, ``--full-batch``).
+  (``--dp-target-epsilon`` 1, 3 and 8 at delta 1e-5, Poisson sampling), on LoRA rank 8 or
+  a frozen backbone (``--lr``, ``--dp-lr``, ``--clip``, ``--seed`` set the learning rates,
+  the clip and the seed). Each row gives dev accuracy, epsilon reached (RDP and PLD), sigma,
+  and the training step time (mean over steps after each epoch's first; a DP batch holds
+  ``capacity`` rows).
+- **step**: the DP/non-DP step-time ratio *on the same batch*: copies of one model, one
+  compiled with Keras' step and others with the DP step (real SST-2 rows, float32, XLA),
+  timed in alternating phases of ``--per-phase`` steps; the best phase of each counts.
+  ``step-lora`` (LoRA rank 8, ``--batch-size`` rows), ``step-full`` (all 22.7M parameters,
+  ``--full-batch`` rows) and ``step-poisson`` (LoRA rank 8, a Poisson batch of
+  ``--capacity`` rows of which ``--batch-size`` are sampled and the rest filler: the non-DP
+  step on the sampled rows, the DP step over all rows as before, and the chunked DP step
+  for each of ``--chunks``).
 
 ::
 
     .venv/bin/python benchmarks/privacy.py                       # everything (long on 2 cores)
-    .venv/bin/python benchmarks/privacy.py --only step-lora --batch-size 32 --repeats 2
-    .venv/bin/python benchmarks/privacy.py --only "no-dp lora,dp eps=8 lora,dp eps=1 lora,dp eps=3 lora" \
-        --train-rows 480 --epochs 1 --dev-rows 300 --batch-size 32     # the README's figures
+    .venv/bin/python benchmarks/privacy.py --only step-poisson --batch-size 32 --capacity 80 \
+        --chunks 8,16 --repeats 2 --per-phase 3                  # the README's step figures
+    .venv/bin/python benchmarks/privacy.py --only step-full --full-batch 16 --repeats 2 --per-phase 2
+    .venv/bin/python benchmarks/privacy.py --only "no-dp lora,dp eps=8 lora,dp eps=3 lora,dp eps=1 lora" \
+        --train-rows 4000 --epochs 1 --dev-rows 872 --batch-size 128 --lr 2e-3 --dp-lr 2e-3 --clip 0.1
 """
 
 from __future__ import annotations
@@ -35,17 +42,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sst2"
 LORA = {"model.lora_rank": 8}
-DP = {"train.dp_l2_clip": 1.0, "train.dp_delta": 1e-5}
-
-#: fit contenders: name -> run-configuration overrides (dotted keys, as ``load_config`` takes)
+FROZEN = {"model.freeze_backbone": True}
+EPSILONS = (8.0, 3.0, 1.0)
+#: fit contenders: name -> (model overrides, DP target epsilon or None); the learning rates,
+#: clip and seed come from the command line (:func:`fit_overrides`)
 FITS = {
-    "no-dp full": {},
-    "no-dp lora": {**LORA, "train.learning_rate": 1e-3},
-    "dp eps=8 lora": {**LORA, **DP, "train.dp_target_epsilon": 8.0, "train.learning_rate": 2e-3},
-    "dp eps=3 lora": {**LORA, **DP, "train.dp_target_epsilon": 3.0, "train.learning_rate": 2e-3},
-    "dp eps=1 lora": {**LORA, **DP, "train.dp_target_epsilon": 1.0, "train.learning_rate": 2e-3},
+    "no-dp full": ({}, None),
+    "no-dp lora": (LORA, None),
+    **{f"dp eps={eps:g} lora": (LORA, eps) for eps in EPSILONS},
+    "no-dp frozen": (FROZEN, None),
+    **{f"dp eps={eps:g} frozen": (FROZEN, eps) for eps in EPSILONS},
 }
-STEPS = ("step-lora", "step-full")
+
+
+def fit_overrides(args: argparse.Namespace, name: str) -> dict:
+    """The run-configuration overrides (dotted keys, as ``load_config`` takes) of a fit contender."""
+    model, epsilon = FITS[name]
+    overrides = {**model, "train.seed": args.seed}
+    if epsilon is None:
+        if args.lr is not None:
+            overrides["train.learning_rate"] = args.lr
+        return overrides
+    return {
+        **overrides,
+        "train.dp_l2_clip": args.clip,
+        "train.dp_delta": 1e-5,
+        "train.dp_target_epsilon": epsilon,
+        "train.learning_rate": args.dp_lr,
+    }
+
+
+STEPS = ("step-lora", "step-full", "step-poisson")
 
 
 def default_model() -> str | None:
@@ -70,6 +97,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full-batch", type=int, default=16, help="Batch of the step-full timing.")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="Timing phases per step contender.")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="Learning rate without DP (default: tfft's for the model)."
+    )
+    parser.add_argument("--dp-lr", type=float, default=2e-3, help="Learning rate with DP.")
+    parser.add_argument("--clip", type=float, default=1.0, help="DP clip C (--dp-l2-clip).")
+    parser.add_argument("--seed", type=int, default=42, help="Training seed of the fits.")
+    parser.add_argument("--per-phase", type=int, default=5, help="Steps per timing phase.")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=80,
+        help="step-poisson: rows of the Poisson batch (B of them sampled).",
+    )
+    parser.add_argument(
+        "--chunks", default="8,16", help="step-poisson: chunk sizes of the per-example pass to time."
+    )
     parser.add_argument("--only", default=",".join([*FITS, *STEPS]), help="Comma-separated contenders.")
     parser.add_argument("--json", dest="json_path", default=None, help="Also write the rows here.")
     parser.add_argument(
@@ -81,6 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    args.chunks = [int(chunk) for chunk in str(args.chunks).split(",") if chunk.strip()]
     unknown = [name for name in args.only if name not in FITS and name not in STEPS]
     if unknown:
         parser.error(
@@ -138,7 +182,7 @@ def fit_child(args: argparse.Namespace) -> dict:
                 if args.export_root is None
                 else {"export.export_dir": str(Path(args.export_root) / slug(args.child))}
             ),
-            **FITS[args.child],
+            **fit_overrides(args, args.child),
         },
     )
     timer = StepTimer()
@@ -148,6 +192,8 @@ def fit_child(args: argparse.Namespace) -> dict:
     return {
         "contender": args.child,
         "learning_rate": config.train.learning_rate,
+        "clip": privacy.get("clip"),
+        "seed": args.seed,
         "accuracy": result.metrics.get("accuracy"),
         "steps": summary["optimizer_steps"],
         "step_seconds": timer.seconds / timer.steps if timer.steps else None,
@@ -163,8 +209,9 @@ def fit_child(args: argparse.Namespace) -> dict:
 
 
 def step_child(args: argparse.Namespace) -> dict:
-    """Non-DP and DP step time on one batch, alternating phases (see the module docstring)."""
+    """Step times on one batch, alternating phases (see the module docstring)."""
     import csv
+    import dataclasses
 
     import numpy as np
 
@@ -174,37 +221,47 @@ def step_child(args: argparse.Namespace) -> dict:
     from tfft.privacy import PrivacyPlan
     from tfft.train import compile_model
 
-    lora = args.child == "step-lora"
-    batch_size = args.batch_size if lora else args.full_batch
+    lora = args.child != "step-full"
+    batch_size = args.full_batch if args.child == "step-full" else args.batch_size
+    poisson = args.child == "step-poisson"
+    # a Poisson batch: `capacity` rows, the first `batch_size` sampled, the rest filler (weight 0)
+    rows_in_batch = args.capacity if poisson else batch_size
     with open(args.train, newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:batch_size]
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:rows_in_batch]
     texts, labels = [row["sentence"] for row in rows], [row["label"] for row in rows]
+    dp = PrivacyPlan(
+        clip=1.0, noise_multiplier=1.0, batch_size=batch_size, train_rows=2000, delta=1e-5, planned_steps=100
+    )
+    if poisson:  # contender -> (DP plan or None, rows of its batch)
+        contenders = {
+            f"no-DP, {batch_size} rows": (None, batch_size),
+            f"DP, all {rows_in_batch} rows (before)": (dataclasses.replace(dp, chunk_rows=0), rows_in_batch),
+            **{
+                f"DP, chunks of {chunk} (after)": (dataclasses.replace(dp, chunk_rows=chunk), rows_in_batch)
+                for chunk in args.chunks
+            },
+        }
+    else:
+        contenders = {"no-DP": (None, batch_size), "DP": (dp, batch_size)}
     models = []
-    for private in (False, True):
+    for privacy, size in contenders.values():
         keras.utils.set_random_seed(0)
         model = tfft.build_model(
             hf_model=args.hf_model, label_names=["0", "1"], lora={"rank": 8} if lora else None
         )
-        privacy = None
-        if private:
-            privacy = PrivacyPlan(
-                clip=1.0,
-                noise_multiplier=1.0,
-                batch_size=batch_size,
-                train_rows=2000,
-                delta=1e-5,
-                planned_steps=100,
-            )
         config = TrainConfig(batch_size=batch_size, learning_rate=1e-4)
         compile_model(model, config, total_steps=1000, xla=True, privacy=privacy)
-        data = tfft.make_dataset(model, texts, labels, batch_size=batch_size, max_length=args.max_length)
+        data = tfft.make_dataset(
+            model, texts[:size], labels[:size], batch_size=size, max_length=args.max_length
+        )
         x, y = next(iter(data))[:2]
-        batch = (x, y, np.ones(len(y), np.float32))
+        weights = (np.arange(size) < batch_size).astype(np.float32)
+        batch = (x, y, weights)
         for _ in range(2):  # trace and warm up
             model.train_on_batch(*batch)
         models.append((model, batch))
-    best = [float("inf"), float("inf")]
-    per_phase = 5
+    best = [float("inf")] * len(models)
+    per_phase = args.per_phase
     for _ in range(args.repeats):
         for which, (model, batch) in enumerate(models):
             started = time.perf_counter()
@@ -217,9 +274,10 @@ def step_child(args: argparse.Namespace) -> dict:
         "batch": batch_size,
         "length": int(models[0][1][0]["input_ids"].shape[1]),
         "trainable": trainable,
+        "seconds": dict(zip(contenders, best)),
         "step_seconds": best[0],
-        "dp_step_seconds": best[1],
-        "ratio": best[1] / best[0],
+        "dp_step_seconds": best[-1],
+        "ratio": best[-1] / best[0],
     }
 
 
@@ -230,6 +288,11 @@ def run_contender(args: argparse.Namespace, name: str, folder: Path) -> dict:
     for flag in ("hf_model", "train", "dev", "train_rows", "dev_rows", "epochs", "batch_size", "full_batch"):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     command += ["--max-length", str(args.max_length), "--repeats", str(args.repeats)]
+    command += ["--per-phase", str(args.per_phase), "--capacity", str(args.capacity)]
+    command += ["--dp-lr", str(args.dp_lr), "--clip", str(args.clip), "--seed", str(args.seed)]
+    if args.lr is not None:
+        command += ["--lr", str(args.lr)]
+    command += ["--chunks", ",".join(str(chunk) for chunk in args.chunks)]
     if args.export_root is not None:
         command += ["--export-root", str(Path(args.export_root).resolve())]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
@@ -272,18 +335,30 @@ def tables(rows: list[dict]) -> list[str]:
                 f"{number(row['step_seconds'], '.3f')} | {row['peak_rss_mib']:,.0f} |"
             )
     steps = [row for row in rows if row["contender"] in STEPS and "failed" not in row]
-    if steps:
+    if any(row["contender"] != "step-poisson" for row in steps):
         lines += [
             "",
             "| same batch | rows x length | trainable | step s | DP step s | DP / non-DP | peak RSS MiB |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in steps:
+            if row["contender"] == "step-poisson":
+                continue
             lines.append(
                 f"| {row['contender']} | {row['batch']} x {row['length']} | {row['trainable']:,} | "
                 f"{row['step_seconds']:.3f} | {row['dp_step_seconds']:.3f} | {row['ratio']:.2f}x | "
                 f"{row['peak_rss_mib']:,.0f} |"
             )
+    for row in steps:
+        if row["contender"] != "step-poisson":
+            continue
+        base = row["step_seconds"]
+        lines += [
+            "",
+            f"| Poisson batch, B = {row['batch']}, length {row['length']} | step s | / no-DP |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {name} | {value:.3f} | {value / base:.2f}x |" for name, value in row["seconds"].items()]
     for row in rows:
         if "failed" in row:
             lines.append(f"{row['contender']} failed: {row['failed']}")

@@ -23,6 +23,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
+def _rate(result: dict, timing: dict) -> str:
+    rate = result.get("learning_rate")
+    if not isinstance(rate, str):
+        return "unknown" if rate is None else f"{rate:g}"
+    share = timing["range_test_seconds"] / timing["run_seconds"] if timing["run_seconds"] else 0.0
+    return f"{rate}: at most {_duration(timing['range_test_seconds'])} ({share:.0%} of the run)"
+
+
 def dry_run_table(result: dict) -> list[str]:
     """The human summary of a dry run, one ``label  value`` pair a line."""
     memory, timing, rss = result["memory"], result["time"], result["rss"]
@@ -37,6 +45,7 @@ def dry_run_table(result: dict) -> list[str]:
     rows = [
         ("status", "dry run: nothing trained, saved or exported"),
         ("runtime", f"{result['runtime']['precision']}, xla {'on' if result['runtime']['xla'] else 'off'}"),
+        ("learning rate", _rate(result, timing)),
         ("parameters", f"{parameters['trainable']:,} trainable of {parameters['total']:,}"),
         ("weights", _by_dtype(memory["weights"])),
         ("gradients", _by_dtype(memory["gradients"])),

@@ -326,6 +326,7 @@ def test_cli_fit_predict_evaluate(gpt2_dir, tmp_path):
     assert metrics["task"] == "causal-lm" and metrics["tokens"] > 0 and metrics["perplexity"] > 1
 
 
+@pytest.mark.slow  # LoRA on encoders stays in the default suite
 def test_lora_on_a_causal_lm(gpt2_dir, tmp_path):
     model = tfft.build_model(hf_model=str(gpt2_dir), task="causal-lm", lora=dict(rank=2), max_new_tokens=3)
     backbone = model.tfft_spec.backbone

@@ -32,6 +32,8 @@ VALUES = {
     "model.lora_targets": "query,key,value",
     "task.label_names": "0=negative,1=positive",
     "task.template": "Q: {prompt}\\nA:",
+    "train.batch_tokens": 2048,  # a token budget (rows x padded length); unset = --batch-size rows
+    "train.learning_rate": "auto",  # a number or auto (a range test picks it)
 }
 #: options that are only valid with a partner option (the error names the partner)
 PARTNERS = {

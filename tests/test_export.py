@@ -98,6 +98,7 @@ def test_two_exports_racing_for_a_version_get_distinct_ones(tmp_path, monkeypatc
     assert (target / "2" / "saved_model.pb").read_text() == ".tmp-b"
 
 
+@pytest.mark.slow  # two processes; the staging rules are tested in-process by default
 def test_two_processes_exporting_at_once_get_distinct_whole_versions(tiny_bert_dir, tmp_path):
     target, barrier = tmp_path / "saved_models" / "m", tmp_path / "barrier"
     barrier.mkdir()

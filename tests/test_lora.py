@@ -275,7 +275,7 @@ def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sen
 SLOW_SEQ2SEQ = [pytest.param(family, marks=pytest.mark.slow) for family in ("t5", "marian")]
 
 
-@pytest.mark.parametrize("family", ["bart", *SLOW_SEQ2SEQ])
+@pytest.mark.parametrize("family", [pytest.param("bart", marks=pytest.mark.slow), *SLOW_SEQ2SEQ])
 def test_lora_seq2seq_families(tmp_path, family):
     from tfft.pipeline import ExportedModel, predict_rows
 

@@ -364,3 +364,41 @@ def test_predict_needs_a_mask_token_and_text_pairs_are_refused(bert_dir):
         task.examples_from_cli(["a"], ["b"])
     with pytest.raises(DataError, match="no `labels`"):
         task.make_dataset(None, ["a"], ["x"], None)
+
+
+FILL_TEXTS = {
+    "bert": ["the movie was [MASK] good", "[MASK] film,  [MASK]!", "no mask at all", "a [MASK]"],
+    "roberta": ["the film was <mask> good", "<mask> film,  <mask>!", "no mask at all", "a <mask>"],
+}
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_export_fills_masks_in_raw_text_as_the_python_model(kind, bert_dir, roberta_dir, tmp_path):
+    """``serving_default(text)`` gives the in-memory model's top-5 tokens and probabilities at
+    each mask, in order, and the text with the best token filled in (WordPiece and BPE)."""
+    folder = bert_dir if kind == "bert" else roberta_dir
+    model = tfft.build_model(hf_model=str(folder), task="mlm")
+    path = tfft.export_saved_model(model, tmp_path / "export", max_length=64)
+    metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
+    assert metadata["in_graph_tokenizer"] and "fill_text" in metadata["signatures"]
+    texts = FILL_TEXTS[kind]
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(texts))
+    tokenizer = model.tfft_spec.backbone.tokenizer
+    for r, text in enumerate(texts):
+        ids = tokenizer(text, truncation=True, max_length=64)["input_ids"]
+        features = {"input_ids": tf.constant([ids]), "attention_mask": tf.ones([1, len(ids)], tf.int32)}
+        probabilities = tf.nn.softmax(tf.cast(model(features, training=False), tf.float32), -1)[0].numpy()
+        positions = [i for i, token in enumerate(ids) if token == tokenizer.mask_token_id]
+        assert out["mask_count"][r].numpy() == len(positions) == text.count(tokenizer.mask_token)
+        filled = list(ids)
+        for m, position in enumerate(positions):
+            best = np.argsort(-probabilities[position])[:5]
+            assert out["mask_positions"][r, m].numpy() == position
+            assert out["token_ids"][r, m].numpy().tolist() == best.tolist()
+            assert [t.decode() for t in out["tokens"][r, m].numpy()] == tokenizer.convert_ids_to_tokens(
+                best.tolist()
+            )
+            np.testing.assert_allclose(out["scores"][r, m].numpy(), probabilities[position][best], atol=1e-5)
+            filled[position] = int(best[0])
+        assert (out["mask_positions"][r, len(positions) :].numpy() == -1).all()
+        assert out["filled_text"][r].numpy().decode() == tokenizer.decode(filled, skip_special_tokens=True)

@@ -48,7 +48,10 @@ def check_export(model, tmp_path, pairs=None, max_length=128):
     return path
 
 
-@pytest.mark.parametrize("pooling", ["auto", "cls", "pooler"])
+@pytest.mark.parametrize(
+    "pooling",
+    ["auto", pytest.param("cls", marks=pytest.mark.slow), pytest.param("pooler", marks=pytest.mark.slow)],
+)
 def test_hf_model_trains_and_exports_raw_text(tiny_bert_dir, tmp_path, pooling):
     model = tfft.build_model(
         hf_model=str(tiny_bert_dir), task="classify", label_names=["neg", "pos"], pooling=pooling
@@ -84,7 +87,14 @@ def test_export_to_unwritable_folder_is_a_clear_error(tiny_bert_dir, tmp_path):
         tfft.export_saved_model(model, blocker / "m")
 
 
-@pytest.mark.parametrize("model_type", ["distilbert", "electra", "albert"])
+@pytest.mark.parametrize(
+    "model_type",
+    [
+        "distilbert",
+        pytest.param("electra", marks=pytest.mark.slow),
+        pytest.param("albert", marks=pytest.mark.slow),
+    ],
+)
 def test_other_encoder_families(tmp_path, model_type):
     from helpers import write_tiny_bert
 

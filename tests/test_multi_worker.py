@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 WORKER = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -44,6 +46,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # two worker processes
 def test_two_workers_end_with_identical_weights(tiny_bert_dir, tiny_sentiment, tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []

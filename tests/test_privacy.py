@@ -210,6 +210,7 @@ MIRRORED_NOISE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # MirroredStrategy on 2 logical CPUs; one replica's noise is tested by default
 def test_mirrored_strategy_adds_the_noise_once(no_dropout_bert):
     command = [sys.executable, "-c", MIRRORED_NOISE, str(no_dropout_bert)]
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -222,6 +222,7 @@ def test_export_generates_the_same_text_as_python(trained_bert2bert, parallel_fi
     assert decoded == tokenizer.decode(ids[0].numpy(), skip_special_tokens=True)
 
 
+@pytest.mark.slow  # greedy export equality stays in the default suite
 def test_beam_search_export_matches_python(trained_bert2bert, tmp_path):
     model = trained_bert2bert
     task = model.tfft_spec.task_object
@@ -293,6 +294,7 @@ def test_marian_trains_and_generates_in_mixed_bfloat16(tmp_path):
     assert len(generated) == 3 and all(isinstance(text, str) for text in generated)
 
 
+@pytest.mark.slow  # BART and Marian stay in the default suite
 def test_t5_summarize_with_prefix_exports_raw_text(tmp_path):
     folder = write_tiny_t5(tmp_path / "t5")
     model = tfft.build_model(

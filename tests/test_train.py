@@ -65,6 +65,7 @@ def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0, deterministic=False):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # killed and resumed processes; the Ctrl-C/SIGTERM resume test runs by default
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentiment, tmp_path, strategy):
     baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", strategy)
@@ -91,14 +92,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentime
     assert not list((tmp_path / "run" / "backup").rglob("*.index"))  # removed once training finished
 
 
-@pytest.mark.slow  # three training processes; fails today (see the reason)
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume is not exact yet (measured: weight norms differ up to 12%): tf_keras restores the "
-    "step count but its data iterator restarts at the epoch's first batch (no skip), the fresh "
-    "process's shuffle (reshuffle_each_iteration) gives epoch 1's order in any epoch, and the "
-    "dropout random state is not in the backup",
-)
+@pytest.mark.slow  # three training processes
 def test_deterministic_resume_ends_with_the_uninterrupted_runs_weights(
     tiny_bert_dir, tiny_sentiment, tmp_path
 ):

@@ -225,3 +225,57 @@ def test_unset_learning_rate_follows_what_trains(model, expected):
     assert config.with_learning_rate().train.learning_rate == expected
     given = RunConfig.from_dict({"model": {"hf_model": "m", **model}, "train": {"learning_rate": 3e-4}})
     assert given.with_learning_rate().train.learning_rate == 3e-4
+
+
+@pytest.mark.parametrize(
+    ("epoch", "batch", "expected"),
+    [(0, 0, 1), (0, 3, 4), (1, 2, 8), (1, 4, 10), (2, -1, 15), (-1, -1, 0)],
+)
+def test_steps_done_counts_the_backups_epochs_and_batches(tmp_path, epoch, batch, expected):
+    """The names and layout tf_keras' BackupAndRestore writes (5 steps per epoch here): Keras
+    resumes after the saved batch, so the data stream skips epoch x 5 + batch + 1 batches."""
+    import tensorflow as tf
+
+    from tfft.train import steps_done
+
+    assert steps_done(tmp_path / "backup", 5) == 0  # no backup yet
+    checkpoint = tf.train.Checkpoint(
+        ckpt_saved_epoch=tf.Variable(epoch, dtype=tf.int64),
+        ckpt_saved_batch=tf.Variable(batch, dtype=tf.int64),
+    )
+    tf.train.CheckpointManager(checkpoint, str(tmp_path / "backup" / "chief"), max_to_keep=1).save()
+    assert steps_done(tmp_path / "backup", 5) == expected
+
+
+def test_deterministic_runs_back_up_the_dropout_generators_and_exports_leave_them_out(
+    tiny_bert_dir, tiny_sentiment, tmp_path
+):
+    import tensorflow as tf
+
+    from tfft.train import RANDOM_STATES
+
+    class PeekAtBackup(keras.callbacks.Callback):  # after BackupAndRestore: sees its latest backup
+        names: list = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "backup" / "chief"))
+            if latest and not self.names:
+                self.names = list(tf.train.load_checkpoint(latest).get_variable_to_shape_map())
+
+    peek = PeekAtBackup()
+    config = tiny_run_config(
+        tiny_bert_dir,
+        tiny_sentiment,
+        {
+            "runtime.deterministic": True,
+            "train.backup_every_steps": 1,
+            "train.batch_size": 16,
+            "export.run_dir": tmp_path / "run",
+        },
+    )
+    tfft.run_fit(config, verbose=0, callbacks=[peek])
+    assert [name for name in peek.names if name.startswith(f"model/{RANDOM_STATES}/")], peek.names[:20]
+    assert not keras.backend.experimental.is_tf_random_generator_enabled()  # put back after the run
+    version = tfft.export_saved_model(peek.model, tmp_path / "saved_models" / "m")
+    saved = tf.train.load_checkpoint(str(version / "variables" / "variables")).get_variable_to_shape_map()
+    assert saved and not [name for name in saved if RANDOM_STATES in name]

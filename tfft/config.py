@@ -263,6 +263,33 @@ LEARNING_RATE = 5e-5
 ADAPTER_LEARNING_RATE = 1e-3
 
 
+#: ``--learning-rate auto``: pick the rate with a range test at the start (:mod:`tfft.lr_range`)
+AUTO_LEARNING_RATE = "auto"
+
+
+def parse_learning_rate(value: Any) -> float | str | None:
+    """A learning rate as given (a number, a number as text such as YAML's ``1e-4``, or
+    ``"auto"``) as a float or ``"auto"``; None stays None.
+
+    Raises:
+        ConfigError: anything else, or a rate that is not > 0.
+    """
+    if value is None or value == AUTO_LEARNING_RATE:
+        return value
+    rate = value
+    if isinstance(value, str):
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 or rate == float("inf"):
+        raise ConfigError(
+            "`learning_rate` (--learning-rate) must be a number > 0 or 'auto' (a range test picks it). "
+            f"Received: learning_rate={value!r}"
+        )
+    return float(rate)
+
+
 def default_learning_rate(model: ModelConfig) -> float:
     """The peak learning rate used when none is given: 1e-3 when only LoRA adapters or the
     head train (``--lora-rank``, ``--freeze-backbone``), else 5e-5."""
@@ -275,10 +302,16 @@ class TrainConfig:
 
     epochs: int = option(2, "Passes over the training data.", check=positive)
     batch_size: int = option(32, "Global batch size.", check=positive)
-    learning_rate: float | None = option(
+    batch_tokens: int | None = option(
         None,
-        "Peak learning rate.  [default: 5e-5; 1e-3 with --lora-rank or --freeze-backbone]",
+        "Training batches of at most N token slots (rows x padded length) on fine length buckets, "
+        "in place of --batch-size rows (no XLA; see README).",
         check=positive,
+    )
+    learning_rate: float | str | None = option(
+        None,
+        "Peak learning rate, or auto: a short range test at the start picks it (lr_range.png)."
+        "  [default: 5e-5; 1e-3 with --lora-rank or --freeze-backbone]",
         show_default=False,
     )
     warmup_ratio: float = option(0.1, "Share of steps to warm up.", check=fraction)
@@ -342,8 +375,39 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        object.__setattr__(self, "learning_rate", parse_learning_rate(self.learning_rate))
         check_fields(self)
         check_privacy(self)
+        check_batch_tokens(self)
+        if self.learning_rate == AUTO_LEARNING_RATE and self.dp_l2_clip is not None:
+            raise ConfigError(
+                "--learning-rate auto does not combine with DP-SGD (--dp-l2-clip): the range test would "
+                "read the private data outside the privacy accounting. Give a number. "
+                f"Received: learning_rate='auto', dp_l2_clip={self.dp_l2_clip!r}"
+            )
+
+
+def check_batch_tokens(train: TrainConfig) -> None:
+    """``batch_tokens`` (variable batch sizes) needs fixed-size batches to be off elsewhere:
+    no DP-SGD (its sampling and accounting assume ``batch_size`` rows), no gradient accumulation.
+
+    Raises:
+        ConfigError: naming the options and the values received.
+    """
+    if train.batch_tokens is None:
+        return
+    if train.dp_l2_clip is not None:
+        raise ConfigError(
+            "--batch-tokens does not combine with DP-SGD (--dp-l2-clip): its sampling and privacy "
+            "accounting need batches of --batch-size rows. "
+            f"Received: batch_tokens={train.batch_tokens!r}, dp_l2_clip={train.dp_l2_clip!r}"
+        )
+    if train.grad_accum_steps > 1:
+        raise ConfigError(
+            "--batch-tokens does not combine with --grad-accum-steps (micro-batches split a batch's "
+            "rows evenly); raise --batch-tokens instead. "
+            f"Received: batch_tokens={train.batch_tokens!r}, grad_accum_steps={train.grad_accum_steps!r}"
+        )
 
 
 def check_privacy(train: TrainConfig) -> None:

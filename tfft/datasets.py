@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from tfft.errors import ConfigError
 from tfft.model import spec_of
+from tfft.token_budget import token_budget
 
 
 def make_dataset(
@@ -19,6 +21,7 @@ def make_dataset(
     max_length: int = 128,
     training: bool = False,
     seed: int | None = None,
+    batch_tokens: int | None = None,
 ) -> tf.data.Dataset:
     """Tokenize, truncate and pad examples for a model built by :func:`tfft.build_model`.
 
@@ -40,18 +43,31 @@ def make_dataset(
         max_length: longest sequence in tokens, special tokens included.
         training: shuffle each epoch and bucket by length.
         seed: shuffling seed.
+        batch_tokens: with ``training``, batches of at most this many token slots (rows x
+            padded length) in place of ``batch_size`` rows (:mod:`tfft.token_budget`; run
+            such a model without XLA).
 
     Returns:
         ``(features, targets, sample_weight)`` batches, or features alone without labels.
     """
     spec = spec_of(model)
-    return spec.task_object.make_dataset(
-        model,
-        texts,
-        labels,
-        text_pairs,
-        batch_size=batch_size,
-        max_length=max_length,
-        training=training,
-        seed=seed,
-    )
+    task = spec.task_object
+    budget = batch_tokens if training else None
+    if budget is not None and not (isinstance(budget, int) and budget > 0):
+        raise ConfigError(f"`batch_tokens` must be a positive int. Received: batch_tokens={budget!r}")
+    if budget is not None and not task.token_budget_batches:
+        raise ConfigError(
+            f"`batch_tokens` does not apply to task {task.name!r} (it builds its own batches). "
+            f"Received: batch_tokens={budget!r}"
+        )
+    with token_budget(budget):
+        return task.make_dataset(
+            model,
+            texts,
+            labels,
+            text_pairs,
+            batch_size=batch_size,
+            max_length=max_length,
+            training=training,
+            seed=seed,
+        )

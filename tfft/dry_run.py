@@ -23,11 +23,19 @@ import tensorflow as tf
 
 from tfft import costs
 from tfft.backbones.freezing import parameter_counts
-from tfft.config import RunConfig
+from tfft.config import AUTO_LEARNING_RATE, RunConfig, default_learning_rate
 from tfft.errors import ConfigError
 from tfft.execution import runtime
 from tfft.keras import keras
-from tfft.pipeline import build_run_model, check_accumulation, privacy_plan, read_train_eval, run_dataset
+from tfft.lr_range import MAX_STEPS
+from tfft.pipeline import (
+    batch_tokens_runtime,
+    build_run_model,
+    check_accumulation,
+    privacy_plan,
+    read_train_eval,
+    run_dataset,
+)
 from tfft.tasks import get_task
 from tfft.train import compile_model
 
@@ -121,6 +129,9 @@ def memory_estimate(model, config: RunConfig, precision: str, length, parameters
     """The memory block of the dry run (bytes by kind, and by dtype where it differs)."""
     train = config.train
     compute = costs.compute_dtype(precision)
+    rows = train.batch_size
+    if train.batch_tokens is not None and isinstance(length, int):
+        rows = max(1, train.batch_tokens // length)  # a token-budget batch of the longest rows
     state = costs.training_state_bytes(
         parameters["trainable"],
         train.optimizer,
@@ -134,7 +145,7 @@ def memory_estimate(model, config: RunConfig, precision: str, length, parameters
         "optimizer": {"float32": state["optimizer"]},
         "compute_copies": {compute: costs.compute_copy_bytes(parameters["total"], precision)},
         "activations": None,
-        "activation_batch": train.batch_size,
+        "activation_batch": rows,
         "activation_length": length,
     }
     backbone = getattr(model.tfft_spec, "backbone", None)
@@ -143,7 +154,7 @@ def memory_estimate(model, config: RunConfig, precision: str, length, parameters
     if shape is not None and isinstance(length, int):
         block["activations"] = {
             compute: costs.activation_bytes(
-                shape, train.batch_size, length, costs.dtype_bytes(compute), _trained_layers(config)
+                shape, rows, length, costs.dtype_bytes(compute), _trained_layers(config)
             )
         }
         block["transformer"] = dataclasses.asdict(shape)
@@ -181,6 +192,11 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
     if config.runtime.strategy == "multi-worker":
         raise ConfigError("--dry-run runs in one process; use --strategy default or mirrored for it.")
     config = config.with_learning_rate()
+    auto_rate = config.train.learning_rate == AUTO_LEARNING_RATE
+    if auto_rate:  # steps are timed at the fixed default; the range test's cost is estimated below
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, learning_rate=default_learning_rate(config.model))
+        )
     config.model.check_source()
     task = get_task(config.model.task)
     train, _ = read_train_eval(config)
@@ -188,6 +204,7 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
     runtime_config = config.runtime
     if runtime_config.precision == "auto" and config.model.hub_url:
         runtime_config = dataclasses.replace(runtime_config, precision="float32")
+    runtime_config = batch_tokens_runtime(config, runtime_config)
     with runtime(runtime_config) as chosen:
         check_accumulation(config, chosen.replicas)
         keras.utils.set_random_seed(config.train.seed)
@@ -217,6 +234,8 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
         described = {**chosen.describe(), "xla": xla}
         del model
     epoch = costs.epoch_seconds(seconds, batches)
+    # At most MAX_STEPS steps at the epoch's mean step time, and the shapes compiled once more.
+    range_test = round(MAX_STEPS * epoch / max(steps_per_epoch, 1) + compiling, 1) if auto_rate else 0.0
     measured = None if rss_before is None or peak is None else peak - rss_before
     return {
         "dry_run": True,
@@ -235,8 +254,10 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
             "epochs": config.train.epochs,
             "epoch_seconds": round(epoch, 1),
             "compile_seconds": round(compiling, 1),
-            "run_seconds": round(epoch * config.train.epochs + compiling, 1),
+            "run_seconds": round(epoch * config.train.epochs + compiling + range_test, 1),
+            "range_test_seconds": range_test,
         },
+        "learning_rate": "auto (range test at start)" if auto_rate else config.train.learning_rate,
         "padding": {
             "share": costs.padding_share(tokens["real"], tokens["slots"]) if tokens["slots"] else None,
             "token_slots": tokens["slots"],

@@ -150,8 +150,12 @@ def runtime(config: RuntimeConfig = RuntimeConfig()):
     previous_policy = keras.mixed_precision.global_policy()
     previous_determinism = tf_config.is_op_determinism_enabled()
     keras.mixed_precision.set_global_policy(precision)
+    previous_generators = keras.backend.experimental.is_tf_random_generator_enabled()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+        # Dropout then draws from tf.random.Generator states, which training saves in its
+        # backups (tfft.train.random_states_in_checkpoints): a resumed run continues them.
+        keras.backend.experimental.enable_tf_random_generator()
     try:
         worker, is_chief = _worker_role(strategy)
         chosen = Runtime(strategy, precision, xla, strategy.num_replicas_in_sync, devices, worker, is_chief)
@@ -161,3 +165,5 @@ def runtime(config: RuntimeConfig = RuntimeConfig()):
         keras.mixed_precision.set_global_policy(previous_policy)
         if config.deterministic and not previous_determinism:
             tf_config.disable_op_determinism()
+        if config.deterministic and not previous_generators:
+            keras.backend.experimental.disable_tf_random_generator()

@@ -97,6 +97,15 @@ def _comparable(config) -> dict:
     return flat
 
 
+def _auto_rate(run_dir: Path) -> float | None:
+    """The rate a ``--learning-rate auto`` run's range test chose (``lr_range.json``), or None."""
+    try:
+        chosen = json.loads((run_dir / "lr_range.json").read_text(encoding="utf-8")).get("chosen")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return chosen if isinstance(chosen, float) else None
+
+
 def setting_changes(run_dir: Path, config) -> list[str]:
     """What differs between ``config`` and the run folder's ``config.yaml``, as
     ``"section.key: saved -> now"`` lines; empty when the run can be continued as it is."""
@@ -110,6 +119,8 @@ def setting_changes(run_dir: Path, config) -> list[str]:
     except TfftError as error:
         return [f"its config.yaml cannot be read ({error})"]
     now = _comparable(config.with_learning_rate())  # an unset rate compares as the one it means
+    if now.get("train.learning_rate") == "auto" and _auto_rate(run_dir) == saved.get("train.learning_rate"):
+        now["train.learning_rate"] = saved["train.learning_rate"]  # the rate its range test chose
     keys = [
         key
         for key in dict.fromkeys([*saved, *now])

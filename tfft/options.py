@@ -124,11 +124,35 @@ def check_fields(instance: Any) -> None:
         value = getattr(instance, field.name)
         if value is None:
             continue
-        check_type(field.name, value, field_type(field))
+        kinds = _declared_types(field)
+        if len(kinds) > 1:  # e.g. ``float | str`` (a rate or "auto"): its ``check`` decides
+            if not any(_is_kind(value, kind) for kind in kinds):
+                check_type(field.name, value, kinds[0])
+        else:
+            check_type(field.name, value, field_type(field))
         if field.metadata.get("choices"):
             check_choice(field.name, value, field.metadata["choices"])
         if field.metadata.get("check"):
             field.metadata["check"](field.name, value)
+
+
+def _declared_types(field: dataclasses.Field) -> list[type]:
+    """The known types a field is declared with, ``None`` left out (``float | str`` gives two)."""
+    declared = field.type
+    if not isinstance(declared, str):
+        kinds = [kind for kind in typing.get_args(declared) or (declared,) if kind is not type(None)]
+        return [kind for kind in kinds if kind in _TYPES.values()] or [str]
+    names = [part.strip() for part in declared.split("|") if part.strip() != "None"]
+    return [_TYPES[name] for name in names if name in _TYPES] or [str]
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """``value`` passes :func:`check_type` for ``kind``."""
+    try:
+        check_type("value", value, kind)
+    except ConfigError:
+        return False
+    return True
 
 
 def field_type(field: dataclasses.Field) -> type:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfft import lr_range
 from tfft.backbones.freezing import parameter_counts
 from tfft.backbones.lora import write_adapter_file
-from tfft.config import RunConfig, load_config
+from tfft.config import AUTO_LEARNING_RATE, RunConfig, default_learning_rate, load_config
 from tfft.data import TextExamples
 from tfft.environment import devices, versions
 from tfft.errors import ConfigError, ExportError, Interrupted
@@ -36,6 +37,7 @@ from tfft.privacy import count_rows, plan, report
 from tfft.reports.data import data_report
 from tfft.reports.training import draw_training_quietly
 from tfft.tasks import get_task
+from tfft.token_budget import token_budget
 from tfft.train import fit, resolved_monitor
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,12 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         check_export_dir(export_dir)
     if config.runtime.strategy == "multi-worker" and not config.export.run_dir:
         raise ConfigError("--strategy multi-worker needs --run-dir, the same folder on every worker.")
+    auto_rate = config.train.learning_rate == AUTO_LEARNING_RATE
+    if auto_rate and config.runtime.strategy == "multi-worker":
+        raise ConfigError(
+            "--learning-rate auto is not supported with --strategy multi-worker yet: run the range test "
+            "with one worker (or --dry-run) and give its rate. Received: learning_rate='auto'"
+        )
     folder = plan_run_dir(config, overwrite=overwrite)
 
     runtime_config = config.runtime
@@ -137,6 +145,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         # Decided before the runtime is set up, so that its log line says what runs.
         runtime_config = dataclasses.replace(runtime_config, xla=False)
         logger.info("XLA is off by default for TF Hub backbones (--xla turns it on).")
+    runtime_config = batch_tokens_runtime(config, runtime_config)
 
     started = time.perf_counter()
     with folder.guard(), runtime(runtime_config) as chosen:
@@ -152,6 +161,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
             (run_dir / "labels.json").write_text(json.dumps({"names": list(settings["labels"])}, indent=2))
         logger.info("Run folder: %s", run_dir)
         check_accumulation(config, chosen.replicas)
+        reused_rate = lr_range.reused_rate(run_dir) if auto_rate else None  # before config.yaml is rewritten
         keras.utils.set_random_seed(config.train.seed)
         with chosen.strategy.scope():
             model = build_run_model(config, settings)
@@ -175,6 +185,17 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
         privacy = privacy_plan(config, train_data, steps_per_epoch, sampler)
+        rate_record = None
+        if auto_rate:
+            rate_record = _auto_learning_rate(
+                config, model, train_data, run_dir, xla, chosen.is_chief, reused_rate
+            )
+            config = dataclasses.replace(
+                config, train=dataclasses.replace(config.train, learning_rate=rate_record["rate"])
+            )
+            _save_resolved_config(
+                run_dir / "config.yaml", config, chosen, xla, folder.path, evaluation is not None
+            )
         folder.start_training(record=chosen.is_chief)
         stop.phase = TRAINING
         try:
@@ -236,6 +257,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         "eval_examples": 0 if evaluation is None else len(evaluation),
         "train_seconds": round(train_seconds, 1),
         "optimizer_steps": history.optimizer_steps,
+        "learning_rate": config.train.learning_rate,
         "parameters": parameters,
         "steps_per_epoch": steps_per_epoch,
         "eval": metrics,
@@ -243,10 +265,26 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
     }
     if privacy_report is not None:
         summary["privacy"] = privacy_report
+    if rate_record is not None:
+        share = rate_record["seconds"] / train_seconds if train_seconds else None
+        summary["lr_range"] = {**rate_record, "share_of_run": None if share is None else round(share, 4)}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if chosen.is_chief:
         draw_training_quietly(run_dir)  # training.png
     return FitResult(run_dir, export_path, metrics, summary["history"])
+
+
+def _auto_learning_rate(config: RunConfig, model, train_data, run_dir: Path, xla, write, reused) -> dict:
+    """``--learning-rate auto``: the rate a resumed run chose before (``reused``), else the
+    range test's pick (:mod:`tfft.lr_range`), as ``{"rate", "seconds", "reused", ...}``."""
+    if reused is not None:
+        logger.info("Learning rate auto: %.3g, chosen by the range test before the interruption", reused)
+        return {"rate": reused, "seconds": 0.0, "reused": True}
+    fallback = default_learning_rate(config.model)
+    record = lr_range.resolve_rate(
+        model, train_data, config.train, run_dir, xla=xla, write=write, fallback=fallback
+    )
+    return {**record, "reused": False}
 
 
 def _save_resolved_config(path: Path, config: RunConfig, chosen, xla: bool, run_dir: Path, has_eval: bool):
@@ -288,8 +326,8 @@ def _data_record(config: RunConfig, train, evaluation) -> dict:
 def _training_record(config: RunConfig, chosen, xla: bool, steps: int) -> dict:
     """The export's ``training``: the settings that shaped the weights, and the runtime."""
     train = config.train
-    fields = ("epochs", "batch_size", "learning_rate", "lr_schedule", "warmup_ratio", "optimizer")
-    record = {name: getattr(train, name) for name in (*fields, "weight_decay", "seed")}
+    fields = ("epochs", "batch_size", "batch_tokens", "learning_rate", "lr_schedule", "warmup_ratio")
+    record = {name: getattr(train, name) for name in (*fields, "optimizer", "weight_decay", "seed")}
     return {
         **record,
         "optimizer_steps": steps,
@@ -413,18 +451,52 @@ def _headline(task, metrics: dict) -> dict:
 
 
 def run_dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Dataset:
-    """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each);
-    evaluation batches of ``batch_size``."""
+    """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
+    or of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`); evaluation batches
+    of ``batch_size``.
+
+    Raises:
+        ConfigError: ``batch_tokens`` for a task whose batches are not token-budget batches.
+    """
     accumulation = config.train.grad_accum_steps if training else 1
-    return model.tfft_spec.task_object.dataset(
-        model,
-        examples,
-        batch_size=config.train.batch_size * accumulation,
-        max_length=config.data.max_length,
-        training=training,
-        seed=config.train.seed,
-        config=config,
-    )
+    task = model.tfft_spec.task_object
+    budget = config.train.batch_tokens if training else None
+    if budget is not None and not task.token_budget_batches:
+        raise ConfigError(
+            f"--batch-tokens does not apply to task {task.name!r} (it builds its own batches); "
+            f"use --batch-size. Received: batch_tokens={budget!r}"
+        )
+    with token_budget(budget):
+        return task.dataset(
+            model,
+            examples,
+            batch_size=config.train.batch_size * accumulation,
+            max_length=config.data.max_length,
+            training=training,
+            seed=config.train.seed,
+            config=config,
+        )
+
+
+def batch_tokens_runtime(config: RunConfig, runtime_config):
+    """The runtime settings with ``--batch-tokens``: XLA off (token-budget batches have many
+    shapes, each would be compiled), with a log line when XLA was on by default.
+
+    Raises:
+        ConfigError: ``--xla`` asked for explicitly together with ``--batch-tokens``.
+    """
+    budget = config.train.batch_tokens
+    if budget is None:
+        return runtime_config
+    if runtime_config.xla:
+        raise ConfigError(
+            "--batch-tokens does not combine with --xla: token-budget batches come in many shapes and XLA "
+            "compiles each one; use --no-xla, or --batch-size for a bounded set of shapes. "
+            f"Received: batch_tokens={budget!r}, xla=True"
+        )
+    if runtime_config.xla is None:
+        logger.info("XLA is off with --batch-tokens (batches of many shapes; --batch-size keeps XLA).")
+    return dataclasses.replace(runtime_config, xla=False)
 
 
 def run_evaluate(

@@ -17,6 +17,10 @@ for NER); seq2seq builds on it directly (two sides with their own buckets).
 training datasets of :func:`bucketed_dataset` and :func:`text_dataset` (so of every task that
 builds on them, without a parameter threaded through each task) are Poisson samples instead
 of shuffled buckets: see :class:`PoissonSampler`.
+
+**Token budget** (``--batch-tokens``, :mod:`tfft.token_budget`): likewise, inside
+:func:`tfft.token_budget.token_budget`, the training datasets of :func:`bucketed_dataset`
+are batches of at most N token slots on fine length buckets, without filler rows.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfft.errors import ConfigError
+from tfft.token_budget import active_budget, budget_dataset
 from tfft.tokenization import Encoded
 
 logger = logging.getLogger(__name__)
@@ -311,6 +317,18 @@ def bucketed_dataset(
             )
 
         return sampler.dataset(columns, example, batch, filler=int(np.argmin(lengths)))
+    budget = active_budget()
+    if budget is not None:
+        return budget_dataset(
+            columns,
+            example,
+            padding,
+            lengths=lengths,
+            budget=budget,
+            max_length=int(max(buckets)),
+            seed=seed,
+            to_grid=to_buckets is None,
+        )
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(
@@ -453,6 +471,11 @@ def text_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, weights))
     if not training:
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if active_budget() is not None:
+        raise ConfigError(
+            "--batch-tokens needs a backbone whose tokenizer tfft runs (token ids); this one reads raw "
+            f"text and tokenizes inside the model. Received: batch_tokens={active_budget()!r}"
+        )
     sampler = _SAMPLER.get()
     if sampler is not None:
         columns = {"features": features, "labels": labels, "weights": weights}

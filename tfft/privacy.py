@@ -17,7 +17,10 @@ the way :mod:`tfft.accumulation` does.
   pass (vectorized with ``pfor``, no Python loop over examples). A ``tape.jacobian`` of the
   batch's per-example losses gives the same numbers but runs the backward pass of the whole
   batch once per row, rows-squared work (measured: see README "Private fine-tuning").
-  Memory grows with ``rows x trainable parameters``.
+  The pass runs over chunks of ``chunk_rows`` rows (default :data:`CHUNK_ROWS`), the rows
+  with a nonzero weight gathered first, and stops after the last chunk that holds one: a
+  Poisson batch's filler rows are not computed. Memory grows with ``chunk_rows x trainable
+  parameters``.
 - **Noise once.** Under a distribution strategy each replica sums its own clipped gradients;
   only replica 0 adds the noise, and the optimizer's all-reduce sums the replicas.
 - **Sampling.** By default (``--dp-sampling poisson``) every step's batch is a Poisson sample:
@@ -63,6 +66,8 @@ ASSUMPTIONS = {
 }
 #: the largest noise multiplier :func:`noise_for_epsilon` tries
 MAX_NOISE_MULTIPLIER = 1e4
+#: rows per chunk of the per-example pass (see :func:`private_gradients`)
+CHUNK_ROWS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +85,9 @@ class PrivacyPlan:
         sampling: ``"poisson"`` or ``"shuffle"`` (see the module docstring).
         capacity: rows per Poisson batch (None with shuffled batches).
         overflow: the bound on the chance that some Poisson batch overflowed its capacity.
+        chunk_rows: rows per chunk of the per-example pass: only the chunks that hold rows
+            with a nonzero weight run (:func:`private_gradients`); 0: one vectorized pass
+            over all rows, filler rows included.
     """
 
     clip: float
@@ -92,6 +100,7 @@ class PrivacyPlan:
     sampling: str = "shuffle"
     capacity: int | None = None
     overflow: float = 0.0
+    chunk_rows: int = CHUNK_ROWS
 
     @property
     def sampling_rate(self) -> float:
@@ -334,12 +343,87 @@ def gaussian_noise(like: list[tf.Tensor], stddev: float) -> list[tf.Tensor]:
     return [tf.random.normal(tf.shape(t), stddev=stddev, dtype=tf.float32) * first for t in like]
 
 
+def nonzero_rows(weights: tf.Tensor) -> tf.Tensor:
+    """bool ``[rows]``: the rows with a nonzero sample weight (per-token weights: any token's).
+
+    The other rows' per-example losses are 0 times a finite loss, so their gradients are exactly
+    zero: leaving them out of the per-example pass changes no sum."""
+    weights = tf.cast(weights, tf.float32)
+    weights = tf.reshape(weights, [tf.shape(weights)[0], -1])
+    return tf.reduce_any(tf.not_equal(weights, 0.0), axis=1)
+
+
+def chunked_per_example_pass(one_row, rows_data, weights, real, chunk: int, finish):
+    """``finish(*tf.vectorized_map(one_row, chunk_data))`` over the chunks of ``chunk`` rows
+    that hold the ``real`` rows only, the real rows gathered first (in their order).
+
+    Shapes stay static (XLA): every chunk has ``chunk`` rows (the last one padded with rows
+    of weight 0), and a ``tf.while_loop`` runs the chunks after the first while they hold real
+    rows (the first always runs: it gives the outputs' shapes). ``finish`` maps a chunk's
+    per-example gradients and predictions to ``(summed gradients, norms [chunk], predictions)``.
+
+    Returns:
+        ``(summed gradients, norms [rows], predictions)``: norms and predictions in the
+        batch's row order, zero for the rows that did not run.
+    """
+    rows = tf.shape(real)[0]
+    count = tf.reduce_sum(tf.cast(real, tf.int32))
+    # real rows first, each group in batch order; padded up to whole chunks
+    order = tf.argsort(tf.cast(tf.logical_not(real), tf.int32), stable=True)
+    slots = (rows + chunk - 1) // chunk * chunk
+    order = tf.concat([order, tf.fill([slots - rows], order[rows - 1])], axis=0)
+    # slots past the real rows (filler rows and the padding) get weight 0
+    live = tf.cast(tf.range(slots) < count, tf.float32)
+    slot_weights = tf.gather(tf.cast(weights, tf.float32), order)
+    slot_weights *= tf.reshape(live, [-1] + [1] * (slot_weights.shape.rank - 1))
+    slot_data = tf.nest.map_structure(lambda t: tf.gather(t, order), rows_data)
+
+    def run(index):
+        positions = index * chunk + tf.range(chunk)  # static size (XLA)
+        part = tf.nest.map_structure(lambda t: tf.gather(t, positions), (*slot_data, slot_weights))
+        sums, norms, predictions = finish(*tf.vectorized_map(one_row, part))
+        return positions[:, None], sums, norms, predictions
+
+    def place(buffer, positions, values):
+        return tf.tensor_scatter_nd_update(buffer, positions, values)
+
+    positions, sums, norms, predictions = run(0)
+    flat = tf.nest.flatten(predictions)
+    norms_buffer = place(tf.zeros([slots], tf.float32), positions, norms)
+    buffers = [
+        place(tf.zeros(tf.concat([[slots], tf.shape(p)[1:]], axis=0), p.dtype), positions, p) for p in flat
+    ]
+
+    def body(index, sums, norms_buffer, buffers):
+        positions, more, norms, predictions = run(index)
+        sums = [a + b for a, b in zip(sums, more)]
+        norms_buffer = place(norms_buffer, positions, norms)
+        buffers = [place(b, positions, p) for b, p in zip(buffers, tf.nest.flatten(predictions))]
+        return index + 1, sums, norms_buffer, buffers
+
+    needed = (count + chunk - 1) // chunk
+    _, sums, norms_buffer, buffers = tf.while_loop(
+        lambda index, *_: index < needed, body, (tf.constant(1), sums, norms_buffer, buffers)
+    )
+    back = tf.math.invert_permutation(order[:rows])  # batch row -> its slot
+    norms = tf.gather(norms_buffer, back)
+    predictions = tf.nest.pack_sequence_as(predictions, [tf.gather(b, back) for b in buffers])
+    return sums, norms, predictions
+
+
 def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
     """The DP-SGD gradient of one batch (per replica: its clipped sum, plus the noise on replica 0,
     divided by the global batch size), its variables, and the forward pass.
 
+    Per-example gradients come from ``tf.vectorized_map`` of one row's forward and backward
+    pass. With ``privacy.chunk_rows`` > 0 (the default) that pass runs over chunks of that many
+    rows and only over the chunks holding rows with a nonzero weight
+    (:func:`chunked_per_example_pass`): a Poisson batch's filler rows, 2-2.75x ``B`` rows of
+    its capacity, cost nothing; their predictions are zeros (weight 0: no loss, no metric).
+
     Returns:
-        ``(gradients, variables, predictions, norms)``: only variables that get a gradient.
+        ``(gradients, variables, predictions, norms)``: only variables that get a gradient;
+        norms are the per-example gradient norms before clipping (0 for skipped rows).
     """
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
     variables = model.trainable_variables
@@ -349,8 +433,8 @@ def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
         weights = tf.ones([tf.shape(tf.nest.flatten(x)[0])[0]], tf.float32)
     used = []  # variables with a gradient (found while tracing); the optimizer skips the others
 
-    def one_row(row):
-        row_x, row_y, row_weights = tf.nest.map_structure(lambda t: t[None], row)
+    def one_row(row_x, row_y, row_weights):
+        row_x, row_y, row_weights = tf.nest.map_structure(lambda t: t[None], (row_x, row_y, row_weights))
         with tf.GradientTape() as tape:
             row_predictions = model(row_x, training=True)
             loss = per_example_losses(model.loss, row_y, row_predictions, row_weights)[0]
@@ -360,12 +444,20 @@ def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
         dense = [tf.convert_to_tensor(gradients[i]) for i in used]
         return dense, tf.nest.map_structure(lambda t: t[0], row_predictions)
 
+    def finish(jacobians, predictions):
+        if scaling:
+            jacobians = optimizer.get_unscaled_gradients(jacobians)
+        sums, norms = clip_and_sum(jacobians, privacy.clip)
+        return sums, norms, predictions
+
     # One row at a time, vectorized over the rows (pfor): each row's own forward and backward
     # pass, so the cost grows with rows, not rows squared as a jacobian of the batch loss does.
-    jacobians, predictions = tf.vectorized_map(one_row, (x, y, weights))
-    if scaling:
-        jacobians = optimizer.get_unscaled_gradients(jacobians)
-    sums, norms = clip_and_sum(jacobians, privacy.clip)
+    if privacy.chunk_rows:
+        sums, norms, predictions = chunked_per_example_pass(
+            lambda row: one_row(*row), (x, y), weights, nonzero_rows(weights), privacy.chunk_rows, finish
+        )
+    else:
+        sums, norms, predictions = finish(*tf.vectorized_map(lambda row: one_row(*row), (x, y, weights)))
     noise = gaussian_noise(sums, privacy.noise_multiplier * privacy.clip)
     gradients = [(s + n) / float(privacy.batch_size) for s, n in zip(sums, noise)]
     return gradients, [variables[i] for i in used], predictions, norms

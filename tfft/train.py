@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -11,7 +13,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfft.accumulation import install_accumulation
-from tfft.config import LEARNING_RATE, TrainConfig
+from tfft.config import AUTO_LEARNING_RATE, LEARNING_RATE, TrainConfig
 from tfft.errors import ConfigError, Interrupted, TfftError
 from tfft.interrupt import StopRequest
 from tfft.keras import keras
@@ -63,6 +65,11 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
 
     AdamW leaves biases and layer norms out of weight decay.
     """
+    if config.learning_rate == AUTO_LEARNING_RATE:
+        raise ConfigError(
+            "learning_rate='auto' is picked by a range test first: tfft.fit and tfft.run_fit do that, "
+            "or call tfft.lr_range.range_test and give its rate. Received: learning_rate='auto'"
+        )
     schedule = WarmupLinearDecay(
         LEARNING_RATE if config.learning_rate is None else config.learning_rate,
         total_steps,
@@ -198,6 +205,57 @@ class StopWhenAsked(keras.callbacks.Callback):
         raise Interrupted(self.request.signum, step=int(self.model.optimizer.iterations.numpy()))
 
 
+@contextlib.contextmanager
+def random_states_in_checkpoints(model: keras.Model):
+    """Save the random generators of the model's layers in its checkpoints while training.
+
+    Under ``--deterministic`` dropout draws from ``tf.random.Generator`` objects
+    (:func:`tfft.execution.runtime` turns them on); Keras keeps their states out of
+    checkpoints, so a resumed run would start its dropout masks over. While training they are
+    part of the model's checkpoints (the backup, ``checkpoints/best``); afterwards not, so
+    exports do not carry them.
+    """
+    generators = {}
+    for layer in model._flatten_layers(include_self=False):
+        generator = getattr(getattr(layer, "_random_generator", None), "_generator", None)
+        if isinstance(generator, tf.random.Generator):
+            generators[f"layer_{len(generators)}"] = generator
+    if not generators:
+        yield
+        return
+    model._track_trackable(tf.train.Checkpoint(**generators), RANDOM_STATES, overwrite=True)
+    try:
+        yield
+    finally:
+        model._delete_tracking(RANDOM_STATES)
+
+
+#: the name of the random generator states in checkpoints written during training
+RANDOM_STATES = "tfft_random_states"
+
+
+def steps_done(backup_dir: Path, steps_per_epoch: int) -> int:
+    """The optimizer steps a backup of ``BackupAndRestore`` accounts for (0 without one).
+
+    Keras saves the epoch and the last finished batch of that epoch with the weights; it
+    resumes at the next batch (the next epoch's first after an epoch's last batch).
+    """
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if latest is None:
+        return 0
+    reader = tf.train.load_checkpoint(latest)
+    names = reader.get_variable_to_shape_map()
+
+    def saved(name: str) -> int:
+        key = next((key for key in names if key.startswith(f"{name}/")), None)
+        return -1 if key is None else int(reader.get_tensor(key))
+
+    epoch, batch = saved("ckpt_saved_epoch"), saved("ckpt_saved_batch")
+    if epoch < 0:
+        return 0
+    return epoch * steps_per_epoch + (batch + 1 if batch >= 0 else steps_per_epoch)
+
+
 def fit(
     model: keras.Model,
     train_data: tf.data.Dataset,
@@ -231,6 +289,10 @@ def fit(
             with ``config.grad_accum_steps`` K, batches of K x ``config.batch_size`` rows.
         eval_data: the same for evaluation, or None.
         config: optimizer and loop settings.
+            With ``config.learning_rate == "auto"`` a range test picks the rate first
+            (:mod:`tfft.lr_range`; ``lr_range.json`` and ``.png`` in ``run_dir``; a resumed
+            run reuses its pick; 5e-5 when the curve gives none); ``history.learning_rate``
+            is the peak rate used.
         run_dir: the run folder.
         steps_per_epoch: batches (optimizer updates) in one epoch (sets the schedule length).
         xla: compile the train step with XLA.
@@ -261,6 +323,16 @@ def fit(
     if eval_data is None and config.early_stopping_patience:
         raise ConfigError("--early-stopping-patience needs evaluation data (--eval or --eval-split).")
     mode = monitor_mode(monitor)
+    if config.learning_rate == AUTO_LEARNING_RATE:
+        from tfft import lr_range  # it imports this module
+
+        rate = lr_range.reused_rate(run_dir)
+        if rate is None:
+            picked = lr_range.resolve_rate(
+                model, train_data, config, run_dir, xla=xla, write=True, fallback=LEARNING_RATE
+            )
+            rate = picked["rate"]
+        config = dataclasses.replace(config, learning_rate=rate)
     compile_model(model, config, steps_per_epoch * config.epochs, xla, privacy)
 
     best = run_dir / "checkpoints" / "best"
@@ -303,27 +375,34 @@ def fit(
         )
     if stop is not None:
         all_callbacks.append(StopWhenAsked(stop, backup))  # last: an epoch is recorded before it stops
-    if any(backup_dir.glob("**/*.index")):
-        logger.info("Resuming from the backup in %s", backup_dir)
-    history = model.fit(
-        train_data,
-        validation_data=eval_data,
-        epochs=config.epochs,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
-    if non_finite.bad_step is not None:
-        shutil.rmtree(backup_dir, ignore_errors=True)  # it may hold the broken weights
-        kept = f" {best} keeps the best weights so far." if Path(f"{best}.index").exists() else ""
-        raise NonFiniteLoss(
-            f"Training stopped: the loss became {non_finite.bad_loss} "
-            f"at optimizer step {non_finite.bad_step}. "
-            "Likely causes: a learning rate too high for this model (--learning-rate), or float16 overflow "
-            f"(--precision float32 or mixed_bfloat16).{kept} Nothing was exported."
+    done = steps_done(backup_dir, steps_per_epoch)
+    if done:
+        logger.info("Resuming from the backup in %s after optimizer step %d", backup_dir, done)
+    with random_states_in_checkpoints(model):
+        history = model.fit(
+            # One stream of batches for the whole run (each epoch reshuffled from the seed), so a
+            # resumed run skips exactly the batches the backup has seen: it continues where the
+            # killed run was, in the same order (Keras would restart the epoch's data instead).
+            train_data.repeat(config.epochs).skip(done),
+            steps_per_epoch=steps_per_epoch,
+            validation_data=eval_data,
+            epochs=config.epochs,
+            callbacks=all_callbacks,
+            verbose=verbose,
         )
-    # Loading the best checkpoint also rewinds the optimizer: count the steps first.
-    history.optimizer_steps = int(model.optimizer.iterations.numpy())
-    if Path(f"{best}.index").exists():
-        model.load_weights(str(best))
-        logger.info("Restored the best weights by %s from %s", monitor, best)
+        if non_finite.bad_step is not None:
+            shutil.rmtree(backup_dir, ignore_errors=True)  # it may hold the broken weights
+            kept = f" {best} keeps the best weights so far." if Path(f"{best}.index").exists() else ""
+            raise NonFiniteLoss(
+                f"Training stopped: the loss became {non_finite.bad_loss} "
+                f"at optimizer step {non_finite.bad_step}. "
+                "Likely causes: a learning rate too high for this model (--learning-rate), or float16 "
+                f"overflow (--precision float32 or mixed_bfloat16).{kept} Nothing was exported."
+            )
+        # Loading the best checkpoint also rewinds the optimizer: count the steps first.
+        history.optimizer_steps = int(model.optimizer.iterations.numpy())
+        history.learning_rate = LEARNING_RATE if config.learning_rate is None else config.learning_rate
+        if Path(f"{best}.index").exists():
+            model.load_weights(str(best))
+            logger.info("Restored the best weights by %s from %s", monitor, best)
     return history

@@ -21,19 +21,7 @@ import tensorflow as tf
 
 from tfft.backbones.base import Backbone
 from tfft.backbones.hf import resolve_hf_source
-from tfft.backbones.hf_weights import (
-    PICKLE_NAMES,
-    PICKLE_SUFFIXES,
-    SAFETENSORS,
-    SAFETENSORS_INDEX,
-    TF_H5,
-    TF_H5_INDEX,
-    check_loading_info,
-    load_pytorch_safetensors,
-    load_tokenizer,
-    safetensors_format,
-    shard_files,
-)
+from tfft.backbones.hf_weights import load_checkpoint
 from tfft.errors import BackboneError, ConfigError
 from tfft.keras import keras
 from tfft.tokenization import HFTextEncoder
@@ -144,33 +132,13 @@ def load_causal_lm_backbone(hf_model: str, allow_pickle: bool = False) -> Causal
             "decoder-only checkpoint (GPT-2 family). Use --task summarize or translate for this one."
         )
     found = sorted(entry.name for entry in path.iterdir())
-    tokenizer = load_tokenizer(path, found)
-    kwargs: dict = {"local_files_only": True, "output_loading_info": True}
-    if SAFETENSORS in found or SAFETENSORS_INDEX in found:
-        shards = [path / SAFETENSORS] if SAFETENSORS in found else shard_files(path / SAFETENSORS_INDEX)
-        if safetensors_format(shards[0]) == "pt":
-            model = load_pytorch_safetensors(path, shards, TFAutoModelForCausalLM)
-            return CausalLMBackbone(model, tokenizer, hf_model)
-        kwargs["use_safetensors"] = True
-    elif TF_H5 in found or TF_H5_INDEX in found:
-        kwargs["use_safetensors"] = False
-    elif allow_pickle and any(name in PICKLE_NAMES or name.endswith(PICKLE_SUFFIXES) for name in found):
-        logger.warning("Loading pickle weights from %s (--allow-pickle)", path)
-        kwargs["from_pt"] = True
-    else:
-        raise BackboneError(
-            f"{path} has no TensorFlow-loadable weights ({SAFETENSORS} or {TF_H5}; pickle files only with "
-            f"--allow-pickle). Files found: {found}"
-        )
-    try:
-        model, info = TFAutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    except ValueError as error:
-        raise BackboneError(
-            f"{path}: model_type={config.model_type!r} cannot be loaded as a TF causal LM: {error}"
-        ) from None
-    except OSError as error:
-        raise BackboneError(f"{path} cannot be loaded as a TF causal LM: {error}") from None
-    check_loading_info(path, model, info)
+    model, tokenizer, _ = load_checkpoint(
+        path,
+        found,
+        TFAutoModelForCausalLM,
+        allow_pickle=allow_pickle,
+        kind=f"a TF causal LM (model_type={config.model_type!r})",
+    )
     return CausalLMBackbone(model, tokenizer, hf_model)
 
 

@@ -23,7 +23,9 @@ import tensorflow as tf
 
 from tfft.tokenization import HFTextEncoder
 
-# The cleanup the Rust WordPiece decoder applies (tokenizers/src/decoders/wordpiece.rs), in order.
+# The cleanup the Rust WordPiece decoder applies (tokenizers/src/decoders/wordpiece.rs), in order,
+# to each token on its own (with its leading space), not to the joined text: so "wasn ' t"
+# stays as it is, while "bushes ." becomes "bushes.".
 WORDPIECE_CLEANUP = (
     (" .", "."),
     (" ?", "?"),
@@ -83,18 +85,26 @@ def _replacement(text: str) -> str:
 
 
 class WordPieceDetokenizer(GraphDetokenizer):
-    """WordPiece: tokens joined by spaces, ``##`` continuations glued, Rust decoder cleanup."""
+    """WordPiece as the Rust decoder: each token after the first gets a leading space, or loses
+    its ``##`` prefix (a continuation); ``token_cleanup`` applies to each token on its own, then
+    ``cleanup`` (transformers' ``clean_up_tokenization``, when on) to the joined text."""
 
-    def __init__(self, vocab: list[str], special_ids, prefix: str, cleanup):
+    def __init__(self, vocab: list[str], special_ids, prefix: str, cleanup, token_cleanup=()):
         super().__init__(special_ids, cleanup)
         self.vocab = tf.constant(vocab)
         self.prefix = prefix
+        self.token_cleanup = token_cleanup
 
     def detokenize(self, ids):
-        tokens = tf.gather(self.vocab, self._keep(ids))
-        texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
-        texts = tf.strings.regex_replace(texts, " " + _literal(self.prefix), "")
-        texts = tf.strings.regex_replace(texts, "^" + _literal(self.prefix), "")
+        kept = self._keep(ids)
+        tokens = tf.gather(self.vocab, kept.flat_values)
+        first = tf.equal(tf.ragged.range(kept.row_lengths()).flat_values, 0)
+        continued = tf.strings.regex_full_match(tokens, _literal(self.prefix) + "(?s).*")
+        glued = tf.strings.regex_replace(tokens, "^" + _literal(self.prefix), "", replace_global=False)
+        tokens = tf.where(first, tokens, tf.where(continued, glued, tf.strings.join([" ", tokens])))
+        for old, new in self.token_cleanup:
+            tokens = tf.strings.regex_replace(tokens, _literal(old), _replacement(new))
+        texts = tf.strings.reduce_join(kept.with_flat_values(tokens), axis=-1, separator="")
         return self._clean(texts)
 
 
@@ -175,8 +185,9 @@ def graph_detokenizer(encoder: HFTextEncoder):
     decoder = spec.get("decoder") or {}
     wordpiece = encoder.wordpiece_settings()
     if wordpiece is not None and decoder.get("type") == "WordPiece":
-        cleanup = (WORDPIECE_CLEANUP if decoder.get("cleanup", True) else ()) + python_cleanup
-        return WordPieceDetokenizer(wordpiece["vocab"], special, decoder.get("prefix", "##"), cleanup)
+        token_cleanup = WORDPIECE_CLEANUP if decoder.get("cleanup", True) else ()
+        prefix = decoder.get("prefix", "##")
+        return WordPieceDetokenizer(wordpiece["vocab"], special, prefix, python_cleanup, token_cleanup)
     if decoder.get("type") == "ByteLevel":
         from tfft.text.bpe import ByteLevelBPETokenizer
 

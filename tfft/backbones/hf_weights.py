@@ -15,9 +15,9 @@ transformers >= 4.55 cannot load PyTorch-format safetensors into a TF model unle
 is installed, so those are read here and handed to
 ``transformers.modeling_tf_pytorch_utils.load_pytorch_state_dict_in_tf2_model``.
 
-Besides :func:`load_hf_tf_model`, the steps are public for loaders of other model classes
-(:mod:`tfft.backbones.seq2seq`): :func:`load_tokenizer`, :func:`shard_files`,
-:func:`safetensors_format`, :func:`load_pytorch_safetensors` and :func:`check_loading_info`.
+Besides :func:`load_hf_tf_model` (the base model, no head), :func:`load_checkpoint` loads a
+folder into any TF Auto class, for the loaders of other model classes (masked LM, causal LM,
+seq2seq); :func:`load_tokenizer` and :func:`check_loading_info` are public too.
 """
 
 from __future__ import annotations
@@ -75,32 +75,90 @@ def load_hf_tf_model(path: str | os.PathLike, allow_pickle: bool = False):
     if "config.json" not in found:
         raise BackboneError(f"{folder} has no config.json. Files found: {found}")
 
-    if SAFETENSORS in found:
-        shards = [folder / SAFETENSORS]
-    elif SAFETENSORS_INDEX in found:
-        shards = shard_files(folder / SAFETENSORS_INDEX)
+    model, tokenizer, _ = load_checkpoint(folder, found, allow_pickle=allow_pickle, optional=POOLER)
+    return model, tokenizer
+
+
+def load_checkpoint(
+    folder: Path,
+    found: list[str],
+    auto_class=None,
+    *,
+    allow_pickle: bool = False,
+    optional: tuple[str, ...] = (),
+    kind: str = "a TensorFlow model",
+):
+    """Load a checkpoint folder into a transformers TF Auto class, whatever its weights' format.
+
+    The one place that picks the loader from the files present (see the module docs for the
+    order) and checks that every weight arrived. The files present are checked first, then the
+    tokenizer is loaded (both fail fast), then the weights.
+
+    Args:
+        folder: the checkpoint folder (with ``config.json``).
+        found: the names of its files (for the dispatch and the error messages).
+        auto_class: the transformers TF Auto class, e.g. ``TFAutoModelForCausalLM``
+            (default ``TFAutoModel``: no head).
+        allow_pickle: load pickle weights through PyTorch when the folder has nothing safer.
+        optional: weights the checkpoint may lack (name fragments); they keep their
+            initialisation from the config.
+        kind: what is being loaded, for error messages ("a TF causal LM").
+
+    Returns:
+        ``(model, tokenizer, skipped)``: the built and loaded model, the fast tokenizer and the
+        names of the ``optional`` weights the checkpoint did not have.
+
+    Raises:
+        BackboneError: no loadable weights, only pickle weights (without ``allow_pickle``),
+            unreadable files, a model type without that TF class, or missing or
+            mismatched weights.
+    """
+    from transformers import TFAutoModel
+
+    auto_class = auto_class or TFAutoModel
+    shards: list[Path] = []
+    if SAFETENSORS in found or SAFETENSORS_INDEX in found:
+        shards = [folder / SAFETENSORS] if SAFETENSORS in found else shard_files(folder / SAFETENSORS_INDEX)
+        fmt = safetensors_format(shards[0])
+        if fmt not in ("pt", "tf"):
+            raise BackboneError(
+                f"{shards[0]} has metadata format={fmt!r}; tfft reads safetensors written by PyTorch "
+                "('pt') or TensorFlow ('tf') with save_pretrained."
+            )
+        kwargs = {"use_safetensors": True}
+        if fmt == "tf":
+            shards = []  # transformers reads TF safetensors itself
     elif TF_H5 in found or TF_H5_INDEX in found:
-        shards = []
+        kwargs = {"use_safetensors": False}
     else:
         pickles = [name for name in found if name in PICKLE_NAMES or name.endswith(PICKLE_SUFFIXES)]
-        if pickles and allow_pickle:
-            logger.warning("Loading pickle weights from %s (--allow-pickle): %s", folder, ", ".join(pickles))
-            tokenizer = load_tokenizer(folder, found)
-            return _from_pickle(folder), tokenizer
-        if pickles:
+        if pickles and not allow_pickle:
             raise BackboneError(
                 f"{folder} only has pickle weights ({', '.join(pickles)}). tfft does not load pickle "
                 "files because loading them can execute arbitrary code. Convert the checkpoint to "
                 f"{SAFETENSORS} (safetensors) or {TF_H5}, or pass --allow-pickle if you trust its "
                 f"source. Files found: {found}"
             )
-        raise BackboneError(
-            f"{folder} has no model weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TF_H5}. "
-            f"Files found: {found}"
-        )
-    tokenizer = load_tokenizer(folder, found)  # first: it fails faster than the weights
-    model = _load_safetensors(folder, shards) if shards else _from_pretrained(folder, use_safetensors=False)
-    return model, tokenizer
+        if not pickles:
+            raise BackboneError(
+                f"{folder} has no model weights: expected {SAFETENSORS}, {SAFETENSORS_INDEX} or {TF_H5}. "
+                f"Files found: {found}"
+            )
+        _require_torch(folder)
+        logger.warning("Loading pickle weights from %s (--allow-pickle): %s", folder, ", ".join(pickles))
+        kwargs = {"from_pt": True}
+    tokenizer = load_tokenizer(folder, found)  # before the weights: it fails faster
+    if shards:
+        # PyTorch-format safetensors: transformers >= 4.55 needs torch for these, read them here.
+        model, info = _load_pytorch_safetensors(folder, shards, auto_class)
+    else:
+        try:
+            model, info = auto_class.from_pretrained(
+                str(folder), local_files_only=True, output_loading_info=True, **kwargs
+            )
+        except (OSError, ValueError) as e:
+            raise BackboneError(f"{folder} cannot be loaded as {kind}: {e}") from None
+    return model, tokenizer, check_loading_info(folder, model, info, optional)
 
 
 def shard_files(index_file: Path) -> list[Path]:
@@ -127,18 +185,6 @@ def safetensors_format(file: Path) -> str | None:
         raise BackboneError(f"{file} is not a readable safetensors file: {e}") from e
 
 
-def _load_safetensors(folder: Path, files: list[Path]):
-    fmt = safetensors_format(files[0])
-    if fmt == "tf":
-        return _from_pretrained(folder, use_safetensors=True)
-    if fmt != "pt":
-        raise BackboneError(
-            f"{files[0]} has metadata format={fmt!r}; tfft reads safetensors written by PyTorch "
-            "('pt') or TensorFlow ('tf') with save_pretrained."
-        )
-    return load_pytorch_safetensors(folder, files, optional=POOLER)
-
-
 def _build_from_config(folder: Path, auto_class=None):
     from transformers import AutoConfig, TFAutoModel
 
@@ -154,18 +200,8 @@ def _build_from_config(folder: Path, auto_class=None):
         ) from e
 
 
-def load_pytorch_safetensors(
-    folder: Path, files: list[Path], auto_class=None, optional: tuple[str, ...] = ()
-):
-    """PyTorch-named safetensors into a TF model, without torch (transformers needs torch here).
-
-    Args:
-        folder: the checkpoint folder.
-        files: its safetensors files (one, or the shards of an index).
-        auto_class: the transformers TF Auto class to build (default ``TFAutoModel``: no head).
-        optional: weights the checkpoint may lack (name fragments), e.g. BART's
-            ``final_logits_bias``, which starts at zero.
-    """
+def _load_pytorch_safetensors(folder: Path, files: list[Path], auto_class):
+    """PyTorch-named safetensors into a TF model, without torch: ``(model, loading info)``."""
     from safetensors import safe_open
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
@@ -190,25 +226,10 @@ def load_pytorch_safetensors(
         )
     except Exception as e:  # shape mismatches arrive as InvalidArgumentError, AttributeError ...
         raise BackboneError(f"The weights in {folder} do not fit {type(model).__name__}: {e}") from e
-    check_loading_info(folder, model, info, optional)
-    return model
+    return model, info
 
 
-def _from_pretrained(folder: Path, use_safetensors: bool):
-    from transformers import TFAutoModel
-
-    try:
-        model, info = TFAutoModel.from_pretrained(
-            str(folder), use_safetensors=use_safetensors, local_files_only=True, output_loading_info=True
-        )
-    except (OSError, ValueError) as e:
-        raise BackboneError(f"{folder} cannot be loaded as a TensorFlow model: {e}") from e
-    check_loading_info(folder, model, info, POOLER)
-    return model
-
-
-def _from_pickle(folder: Path):
-    """Load PyTorch pickle weights (only with ``allow_pickle``); PyTorch reads them."""
+def _require_torch(folder: Path) -> None:
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
@@ -216,16 +237,6 @@ def _from_pickle(folder: Path):
             f"{folder}: --allow-pickle needs PyTorch to read pickle weights, and it is not installed "
             "(pip install torch, or convert the checkpoint to safetensors)."
         )
-    from transformers import TFAutoModel
-
-    try:
-        model, info = TFAutoModel.from_pretrained(
-            str(folder), from_pt=True, local_files_only=True, output_loading_info=True
-        )
-    except (OSError, ValueError) as e:
-        raise BackboneError(f"{folder} cannot be loaded from its pickle weights: {e}") from e
-    check_loading_info(folder, model, info)
-    return model
 
 
 #: weights an encoder checkpoint may lack: a masked-LM checkpoint (``tfft export --format hf``
@@ -234,8 +245,11 @@ def _from_pickle(folder: Path):
 POOLER = ("pooler",)
 
 
-def check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> None:
-    """Raise if transformers' loading ``info`` has missing (except ``optional``) or mismatched weights."""
+def check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...] = ()) -> list[str]:
+    """Raise if transformers' loading ``info`` has missing (except ``optional``) or mismatched weights.
+
+    Returns the missing ``optional`` weights' names (they keep their initialisation).
+    """
     skipped = [key for key in info.get("missing_keys") or [] if any(part in key for part in optional)]
     if skipped:
         logger.info("%s has no weights for %s: initialised from the config.", folder, skipped[:10])
@@ -254,6 +268,7 @@ def check_loading_info(folder: Path, model, info: dict, optional: tuple[str, ...
             type(model).__name__,
             unexpected[:10],
         )
+    return skipped
 
 
 def load_tokenizer(folder: Path, found: list[str]):

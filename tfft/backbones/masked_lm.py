@@ -20,19 +20,7 @@ import tensorflow as tf
 
 from tfft.backbones.base import Backbone
 from tfft.backbones.hf import resolve_hf_source
-from tfft.backbones.hf_weights import (
-    PICKLE_NAMES,
-    PICKLE_SUFFIXES,
-    SAFETENSORS,
-    SAFETENSORS_INDEX,
-    TF_H5,
-    TF_H5_INDEX,
-    check_loading_info,
-    load_pytorch_safetensors,
-    load_tokenizer,
-    safetensors_format,
-    shard_files,
-)
+from tfft.backbones.hf_weights import load_checkpoint
 from tfft.errors import BackboneError
 from tfft.keras import keras
 from tfft.tokenization import HFTextEncoder
@@ -111,39 +99,21 @@ def load_masked_lm_backbone(hf_model: str, allow_pickle: bool = False) -> Masked
             "checkpoint (BERT, RoBERTa, DistilBERT, ELECTRA, ...)."
         )
     found = sorted(entry.name for entry in path.iterdir())
-    tokenizer = load_tokenizer(path, found)
     try:
         optional = head_names(_built(TFAutoModelForMaskedLM.from_config(config)))
     except ValueError as error:
         raise BackboneError(
             f"{path}: model_type={config.model_type!r} has no TF masked-LM class in transformers: {error}"
         ) from None
-    kwargs: dict = {"local_files_only": True, "output_loading_info": True}
-    info = None
-    if SAFETENSORS in found or SAFETENSORS_INDEX in found:
-        shards = [path / SAFETENSORS] if SAFETENSORS in found else shard_files(path / SAFETENSORS_INDEX)
-        if safetensors_format(shards[0]) == "pt":
-            model = load_pytorch_safetensors(path, shards, TFAutoModelForMaskedLM, optional=optional)
-            info = {"missing_keys": [] if _has_head(shards, optional) else list(optional)}
-        else:
-            kwargs["use_safetensors"] = True
-    elif TF_H5 in found or TF_H5_INDEX in found:
-        kwargs["use_safetensors"] = False
-    elif allow_pickle and any(name in PICKLE_NAMES or name.endswith(PICKLE_SUFFIXES) for name in found):
-        logger.warning("Loading pickle weights from %s (--allow-pickle)", path)
-        kwargs["from_pt"] = True
-    else:
-        raise BackboneError(
-            f"{path} has no TensorFlow-loadable weights ({SAFETENSORS} or {TF_H5}; pickle files only with "
-            f"--allow-pickle). Files found: {found}"
-        )
-    if info is None:
-        try:
-            model, info = TFAutoModelForMaskedLM.from_pretrained(str(path), **kwargs)
-        except (OSError, ValueError) as error:
-            raise BackboneError(f"{path} cannot be loaded as a TF masked LM: {error}") from None
-        check_loading_info(path, model, info, optional)
-    initialised = bool(info.get("missing_keys"))
+    model, tokenizer, skipped = load_checkpoint(
+        path,
+        found,
+        TFAutoModelForMaskedLM,
+        allow_pickle=allow_pickle,
+        optional=optional,
+        kind="a TF masked LM",
+    )
+    initialised = bool(skipped)
     if initialised:
         logger.info(
             "%s has no masked-LM head: the head (%s) is initialised from the config, its output "
@@ -157,17 +127,6 @@ def load_masked_lm_backbone(hf_model: str, allow_pickle: bool = False) -> Masked
 def _built(model):
     model.build_in_name_scope()
     return model
-
-
-def _has_head(shards, head: tuple[str, ...]) -> bool:
-    """Whether PyTorch safetensors hold MLM-head weights (names with a ``head`` fragment)."""
-    from safetensors import safe_open
-
-    for file in shards:
-        with safe_open(str(file), framework="np") as handle:
-            if any(any(part in key.split(".") for part in head) for key in handle.keys()):
-                return True
-    return False
 
 
 class MaskedLMModel(keras.Model):

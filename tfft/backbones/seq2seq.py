@@ -29,18 +29,7 @@ import tensorflow as tf
 
 from tfft.backbones.base import Backbone
 from tfft.backbones.hf import resolve_hf_source
-from tfft.backbones.hf_weights import (
-    SAFETENSORS,
-    SAFETENSORS_INDEX,
-    TF_H5,
-    TF_H5_INDEX,
-    check_loading_info,
-    load_hf_tf_model,
-    load_pytorch_safetensors,
-    load_tokenizer,
-    safetensors_format,
-    shard_files,
-)
+from tfft.backbones.hf_weights import load_checkpoint, load_hf_tf_model
 from tfft.errors import BackboneError, ConfigError
 from tfft.keras import keras
 from tfft.tokenization import HFTextEncoder
@@ -135,30 +124,14 @@ def _load_auto_seq2seq(path: Path, name: str, allow_pickle: bool) -> Seq2SeqBack
     from transformers import TFAutoModelForSeq2SeqLM
 
     found = sorted(entry.name for entry in path.iterdir())
-    tokenizer = load_tokenizer(path, found)
-    kwargs: dict = {"local_files_only": True, "output_loading_info": True}
-    if SAFETENSORS in found or SAFETENSORS_INDEX in found:
-        shards = [path / SAFETENSORS] if SAFETENSORS in found else shard_files(path / SAFETENSORS_INDEX)
-        if safetensors_format(shards[0]) == "pt":
-            # transformers >= 4.55 needs torch for these: read them here (see hf_weights).
-            model = load_pytorch_safetensors(path, shards, TFAutoModelForSeq2SeqLM, optional=OPTIONAL_WEIGHTS)
-            _complete_generation_config(model, tokenizer)
-            _mixed_precision_fixes(model)
-            return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")
-        kwargs["use_safetensors"] = True
-    elif TF_H5 in found or TF_H5_INDEX in found:
-        kwargs["use_safetensors"] = False
-    elif allow_pickle:
-        kwargs["from_pt"] = True
-    else:
-        raise BackboneError(
-            f"{path} has no TensorFlow-loadable weights ({SAFETENSORS} or {TF_H5}). Files found: {found}"
-        )
-    try:
-        model, info = TFAutoModelForSeq2SeqLM.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError) as error:
-        raise BackboneError(f"{path} cannot be loaded as a TF seq2seq model: {error}") from None
-    check_loading_info(path, model, info, OPTIONAL_WEIGHTS)
+    model, tokenizer, _ = load_checkpoint(
+        path,
+        found,
+        TFAutoModelForSeq2SeqLM,
+        allow_pickle=allow_pickle,
+        optional=OPTIONAL_WEIGHTS,
+        kind="a TF seq2seq model",
+    )
     _complete_generation_config(model, tokenizer)
     _mixed_precision_fixes(model)
     return Seq2SeqBackbone(model, tokenizer, tokenizer, name, "seq2seq")

@@ -43,6 +43,8 @@ class Task:
         slice_higher_is_better: whether a higher ``slice_metric`` is better.
         headerless_tables: its reader takes ``--columns`` (CSV/TSV files without a header
             row); :meth:`check_headerless` refuses ``--columns`` for the others.
+        token_budget_batches: its training batches come from :func:`tfft.preprocess.bucketed_dataset`,
+            so ``--batch-tokens`` applies (:mod:`tfft.token_budget`); other tasks refuse it.
     """
 
     name: str = ""
@@ -52,6 +54,7 @@ class Task:
     slice_metric: str | None = None
     slice_higher_is_better: bool = True
     headerless_tables: bool = False
+    token_budget_batches: bool = False
 
     # --- data ---------------------------------------------------------------------------
     def read(

@@ -28,6 +28,7 @@ class SequenceTask(Task):
     """A task with one output vector per text or text pair."""
 
     headerless_tables = True
+    token_budget_batches = True
 
     # --- data ---------------------------------------------------------------------------
     def table_spec(self, config, labelled: bool) -> TableSpec:

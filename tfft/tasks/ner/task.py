@@ -115,6 +115,7 @@ class NerTask(Task):
     default_monitor = "val_entity_f1"
     headline = ("examples", "precision", "recall", "f1", "truncated_words")
     token_level = True
+    token_budget_batches = True
     headerless_tables = True  # CSV/TSV texts for prediction; tagged files refuse --columns
 
     # --- data ---------------------------------------------------------------------------

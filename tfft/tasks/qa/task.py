@@ -133,6 +133,7 @@ class QATask(Task):
     default_monitor = "val_loss"
     headline = ("examples", "exact_match", "f1")
     token_level = True
+    token_budget_batches = True
 
     # --- data -----------------------------------------------------------------------------
     def read(self, source, config, *, labelled=True, option="--train", max_examples=None) -> QAExamples:

@@ -50,6 +50,7 @@ class Seq2SeqTask(Task):
 
     default_monitor = "val_loss"
     token_level = False
+    token_budget_batches = True
 
     # --- data ---------------------------------------------------------------------------
     def read(self, source, config, *, labelled=True, option="--train", max_examples=None) -> PairExamples:
