@@ -176,24 +176,6 @@ def plan_batches(lengths: Sequence[int] | np.ndarray, budget: int, grid: Sequenc
     )
 
 
-def _pad_to_grid(grid: Sequence[int], padding: Any) -> Callable[..., Any]:
-    """A map padding the ``[batch, length]`` parts of a batch (padded to its longest row) up
-    to the next grid length; other parts stay as they are."""
-    bounds = tf.constant(list(grid), dtype=tf.int32)
-
-    def to_grid(value, fill):
-        if value.shape.rank != 2 or value.shape[1] is not None:
-            return value
-        length = tf.shape(value)[1]
-        target = bounds[tf.argmax(tf.cast(bounds >= length, tf.int32))]
-        return tf.pad(value, [[0, 0], [0, target - length]], constant_values=tf.cast(fill, value.dtype))
-
-    def pad(*batch):
-        return tf.nest.map_structure(to_grid, batch[0] if len(batch) == 1 else batch, padding)
-
-    return pad
-
-
 def budget_dataset(
     columns: Mapping[str, Any],
     example: Callable[[dict[str, tf.Tensor]], Any],
@@ -250,5 +232,7 @@ def budget_dataset(
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4).take(1)
     dataset = seeds.map(lambda s: tf.reshape(s, [2, 2])).flat_map(epoch).flat_map(one_batch)
     if to_grid:
-        dataset = dataset.map(_pad_to_grid(plan.grid.tolist(), padding))
+        from tfft.preprocess import pad_length_to_bucket  # preprocess imports this module
+
+        dataset = dataset.map(pad_length_to_bucket(plan.grid.tolist(), padding))
     return dataset.apply(tf.data.experimental.assert_cardinality(plan.steps)).prefetch(tf.data.AUTOTUNE)
