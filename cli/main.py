@@ -212,9 +212,9 @@ def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **opti
                 stdin_as_file(config.data.format) if input_path == "-" else nullcontext(input_path) as source
             ):
                 examples = read_inputs(model, source, config)
-            rows = list(predict_rows(model, examples=examples, batch_size=batch_size))
+            rows = list(predict_rows(model, examples=examples, batch_size=batch_size, config=config))
         else:
-            rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size))
+            rows = list(predict_rows(model, list(texts), pairs, batch_size=batch_size, config=config))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if output is None:
         click.echo(lines, nl=False)

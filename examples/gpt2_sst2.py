@@ -189,14 +189,35 @@ def export_accuracy(export_path: Path, test: list, batch_size: int = 64) -> dict
     }
 
 
+def pretrain(config, run_dir: Path, pretrained_model: Path, timings: dict) -> dict:
+    """Pretrain on plain text and save the result as a Hugging Face folder; return its metrics."""
+    import tfft
+    from tfft.hf_export import run_export_hf
+
+    started = time.perf_counter()
+    pretrained = tfft.run_fit(config, verbose=2, overwrite=True)
+    timings["pretrain_s"] = round(time.perf_counter() - started)
+    print(
+        f"pretrained, held-out text: perplexity {pretrained.metrics['perplexity']:.1f} "
+        f"({timings['pretrain_s'] / 60:.1f} min)",
+        flush=True,
+    )
+    if pretrained_model.exists():
+        import shutil
+
+        shutil.rmtree(pretrained_model)
+    run_export_hf(run_dir / "pretrain", pretrained_model)
+    return pretrained.metrics
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=str(REPO / "runs" / "gpt2-sst2"))
     parser.add_argument("--pretrain-rows", type=int, default=60000, help="first N shuffled lines (0: all)")
     parser.add_argument("--pretrain-epochs", type=int, default=1)
     parser.add_argument("--pretrain-learning-rate", type=float, default=1e-3)
-    parser.add_argument("--finetune-rows", type=int, default=3000)
-    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--finetune-rows", type=int, default=20000)
+    parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--finetune-learning-rate", type=float, default=5e-4)
     parser.add_argument("--eval-rows", type=int, default=872)
     parser.add_argument(
@@ -210,11 +231,15 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--precision", default="auto", help="tfft --precision for both trainings")
+    parser.add_argument(
+        "--reuse-pretrained",
+        action="store_true",
+        help="skip pretraining when RUN_DIR/pretrained holds a checkpoint from an earlier run",
+    )
     args = parser.parse_args()
 
     import tfft
     from tfft.config import load_config
-    from tfft.hf_export import run_export_hf
 
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -251,21 +276,13 @@ def main() -> None:
     )
     plain_before = score(str(random_model), pretrain_config)
     print(f"random model, held-out text: perplexity {plain_before['perplexity']:.1f}", flush=True)
-    started = time.perf_counter()
-    pretrained = tfft.run_fit(pretrain_config, verbose=2, overwrite=True)
-    timings["pretrain_s"] = round(time.perf_counter() - started)
-    plain_after = pretrained.metrics
-    print(
-        f"pretrained, held-out text: perplexity {plain_after['perplexity']:.1f} "
-        f"({timings['pretrain_s'] / 60:.1f} min)",
-        flush=True,
-    )
     pretrained_model = run_dir / "pretrained"
-    if pretrained_model.exists():
-        import shutil
-
-        shutil.rmtree(pretrained_model)
-    run_export_hf(run_dir / "pretrain", pretrained_model)
+    if args.reuse_pretrained and (pretrained_model / "config.json").is_file():
+        plain_after = score(str(pretrained_model), pretrain_config)
+        timings["pretrain_s"] = None
+        print(f"reused {pretrained_model}, held-out text: perplexity {plain_after['perplexity']:.1f}")
+    else:
+        plain_after = pretrain(pretrain_config, run_dir, pretrained_model, timings)
 
     runs = []  # one row per (start, seed)
     for seed in args.seeds:

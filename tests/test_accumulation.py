@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,18 +18,6 @@ from tfft.errors import ConfigError
 from tfft.keras import keras
 from tfft.pipeline import check_accumulation
 from tfft.train import WarmupLinearDecay, compile_model
-
-
-@pytest.fixture(scope="module")
-def no_dropout_bert(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT without dropout: micro-batches draw other dropout masks than one big batch."""
-    folder = tmp_path_factory.mktemp("bert_no_dropout") / "bert"
-    shutil.copytree(tiny_bert_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
 
 SAME_UPDATES = textwrap.dedent("""
     import json, sys

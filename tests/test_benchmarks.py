@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,15 @@ def test_every_contender_has_a_runner(train_speed):
 
 @pytest.fixture(scope="module")
 def peft():
-    spec = importlib.util.spec_from_file_location("peft_benchmark", REPO / "benchmarks" / "peft.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    folder = str(REPO / "benchmarks")  # peft.py imports its sibling _child.py, as when run as a script
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location("peft_benchmark", REPO / "benchmarks" / "peft.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(folder)
 
 
 def test_peft_arguments(peft):
@@ -83,3 +89,107 @@ def test_peft_runs_two_contenders_on_the_tiny_model(peft, tiny_bert_dir, tiny_se
     assert full["alternating_steps_per_second"] > 0 and lora["alternating_steps_per_second"] > 0
     table = capsys.readouterr().out
     assert "| lora-qv | 5e-05 |" in table and "x) |" in table
+
+
+def cpuinfo(
+    vendor: str, family: int, model: int, name: str, mhz: float, flags: str, processors: int = 2
+) -> str:
+    """A /proc/cpuinfo text as Linux writes it, one block per processor."""
+    block = (
+        "processor\t: {n}\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+        "model name\t: {name}\nstepping\t: 1\ncpu MHz\t\t: {mhz}\nflags\t\t: {flags}\n\n"
+    )
+    return "".join(
+        block.format(n=n, vendor=vendor, family=family, model=model, name=name, mhz=mhz, flags=flags)
+        for n in range(processors)
+    )
+
+
+BASE_FLAGS = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr sse sse2 ssse3 fma cx16 sse4_1 sse4_2 popcnt"
+ZEN4 = cpuinfo(
+    "AuthenticAMD", 25, 17, "AMD EPYC 9654 96-Core Processor", 2400.0,
+    BASE_FLAGS + " avx avx2 avx512f avx512dq avx512bw avx512vl avx512_bf16 avx512_vnni",
+)  # fmt: skip
+SAPPHIRE_RAPIDS = cpuinfo(
+    "GenuineIntel", 6, 143, "Intel(R) Xeon(R) Platinum 8480+ @ 2.00GHz", 2000.0,
+    BASE_FLAGS + " avx avx2 avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_bf16 amx_tile amx_int8",
+    processors=4,
+)  # fmt: skip
+BROADWELL = cpuinfo(
+    "GenuineIntel", 6, 79, "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", 1200.0, BASE_FLAGS + " avx avx2"
+)
+
+
+def test_cpu_peaks_follow_the_cpu_and_precision(train_speed):
+    # Zen 4: AVX-512 on 256-bit pipes (8 fp32 lanes per FMA unit), VDPBF16PS doubles it; clock from cpu MHz.
+    zen4 = train_speed.cpu_peaks(ZEN4)
+    assert zen4["cores"] == 2 and zen4["lanes"] == 8 and "Zen 4" in zen4["isa"]
+    assert zen4["peak_gflops"] == pytest.approx(2 * 2 * 8 * 2 * 2.4)
+    assert zen4["bf16_peak_gflops"] == pytest.approx(2 * zen4["peak_gflops"])
+    assert "VDPBF16PS" in zen4["bf16_formula"]
+    # Sapphire Rapids: full 512-bit FMA units; bf16 on the AMX tiles (1024 FLOP per cycle per core);
+    # the clock of the model name wins over the current cpu MHz.
+    spr = train_speed.cpu_peaks(SAPPHIRE_RAPIDS)
+    assert spr["cores"] == 4 and spr["lanes"] == 16
+    assert spr["peak_gflops"] == pytest.approx(4 * 2 * 16 * 2 * 2.0)
+    assert spr["bf16_peak_gflops"] == pytest.approx(4 * 1024 * 2.0)
+    assert "AMX" in spr["bf16_formula"]
+    # AVX2 only: 8 lanes, no bf16 instructions, so bf16 is measured against the fp32 rate.
+    avx2 = train_speed.cpu_peaks(BROADWELL, cores=3)
+    assert avx2["cores"] == 3 and avx2["isa"] == "avx2"
+    assert avx2["peak_gflops"] == pytest.approx(3 * 2 * 8 * 2 * 2.4)
+    assert avx2["bf16_peak_gflops"] == avx2["peak_gflops"] and "no bf16" in avx2["bf16_formula"]
+    # The precision a contender trains in picks the peak.
+    assert train_speed.cpu_peak(spr, "mixed_bfloat16")[0] == spr["bf16_peak_gflops"]
+    peak, basis = train_speed.cpu_peak(spr, "float32")
+    assert peak == spr["peak_gflops"] and basis.startswith("CPU fp32 peak 512 GFLOP/s = 4 cores")
+    # No clock: no peak, and the line says why.
+    no_clock = train_speed.cpu_peaks(BROADWELL.replace(" @ 2.40GHz", "").replace("cpu MHz\t\t: 1200.0\n", ""))
+    assert no_clock["peak_gflops"] is None and "unknown" in train_speed.cpu_peak(no_clock, "float32")[1]
+
+
+def test_batch_tokens_chosen_for_32_rows_per_batch(train_speed):
+    from tfft.token_budget import budget_lengths, plan_batches
+
+    lengths = [8 + (i * 7) % 40 for i in range(2000)]
+    budget = train_speed.choose_batch_tokens(lengths)
+    assert budget % 32 == 0
+
+    def mean_rows(n):
+        return len(lengths) / plan_batches(lengths, n, budget_lengths(128)).steps
+
+    assert abs(mean_rows(budget) - 32) <= min(
+        abs(mean_rows(budget + 32) - 32), abs(mean_rows(budget - 32) - 32)
+    )
+    assert 24 <= mean_rows(budget) <= 40
+
+
+def test_accuracy_clock_leaves_evaluations_out(train_speed):
+    scores = iter([0.5, 0.7, 0.9])
+
+    def evaluate():
+        time.sleep(0.05)  # evaluation time must not count as training time
+        return next(scores)
+
+    clock = train_speed.AccuracyClock(target=0.85, every=2, max_seconds=60, evaluate=evaluate)
+    clock.begin()
+    stops = [clock.after_step() for _ in range(6)]
+    assert stops == [False, False, False, False, False, True]
+    assert [(step, score) for step, _, score in clock.evals] == [(2, 0.5), (4, 0.7), (6, 0.9)]
+    assert clock.reached[0] == 6 and clock.reached[1] < 0.05 and clock.eval_s >= 0.15
+    log = train_speed.StepLog(fed=[(32, 16, 30, 300)] * 6)
+    summary = clock.summary(log)
+    assert summary["tta_reached"] and summary["tta_steps"] == 6 and summary["tta_examples"] == 180
+    # Out of time: the clock evaluates at once and stops, target not reached.
+    late = train_speed.AccuracyClock(target=0.99, every=100, max_seconds=0, evaluate=lambda: 0.6)
+    late.begin()
+    assert late.after_step() and late.reached is None and late.evals[0][0] == 1
+
+
+def test_time_to_accuracy_arguments(train_speed):
+    args = train_speed.parse_args(["--time-to-accuracy", "0.85", "--only", "tfft,tfft-budget"])
+    assert args.time_to_accuracy == 0.85 and args.tta_dev_rows == 872 and args.only == ["tfft", "tfft-budget"]
+    assert train_speed.parse_args([]).time_to_accuracy is None
+    for bad in (["--time-to-accuracy", "85"], ["--tta-eval-every", "0"], ["--batch-tokens", "-1"]):
+        with pytest.raises(SystemExit):
+            train_speed.parse_args(bad)

@@ -22,6 +22,7 @@ from tfft.tasks.causal_lm.data import LMExamples
 from tfft.tasks.causal_lm.metrics import TokenScores, cut_at_stop, stop_strings
 
 PROMPTS = ["the cat", "a bird sang", "the sun is"]
+STOPS = "on|and"
 
 
 @pytest.fixture(scope="module")
@@ -256,16 +257,35 @@ def test_xla_falls_back_to_graph_mode(trained, monkeypatch, caplog):
 # --- export and command line ----------------------------------------------------------------
 
 
-def test_export_generates_and_scores_like_python(trained, tmp_path):
+@pytest.fixture(scope="module")
+def lm_export(trained, tmp_path_factory):
+    """The trained model's export (byte-level BPE in the graph), max length 32."""
+    return tfft.export_saved_model(trained, tmp_path_factory.mktemp("lm") / "lm", max_length=32)
+
+
+def test_export_generates_and_scores_like_python(trained, lm_export):
     task = trained.tfft_spec.task_object
     python_greedy = task.generate(trained, PROMPTS, batch_size=4, max_length=32)
-    path = tfft.export_saved_model(trained, tmp_path / "lm", max_length=32)
+    path = lm_export
     metadata = json.loads((path / "assets.extra" / "tfft.json").read_text())
     assert metadata["task"] == "causal-lm" and metadata["in_graph_tokenizer"]  # byte-level BPE in the graph
-    # the Python tokenizer is still shipped: tfft evaluate scores with it
+    # the Python tokenizer is still shipped, for id clients and older tfft versions
     assert (path / "assets.extra" / "tokenizer" / "tokenizer.json").is_file()
     exported = ExportedModel(path)
-    assert set(exported.loaded.signatures) == {"serving_default", "generate", "generate_ids", "score_ids"}
+    assert set(exported.loaded.signatures) == {
+        "serving_default",
+        "generate",
+        "generate_ids",
+        "score_ids",
+        "tokenize",
+        "decode",
+    }
+    tokenized = exported.loaded.signatures["tokenize"](text=tf.constant(LM_CORPUS))
+    python_ids = tokenizer_of(trained)(LM_CORPUS)["input_ids"]
+    assert tokenized["token_count"].numpy().tolist() == [len(row) for row in python_ids]
+    assert [
+        row[: len(ids)].tolist() for row, ids in zip(tokenized["token_ids"].numpy(), python_ids)
+    ] == python_ids
     served = exported.loaded.signatures["serving_default"](text=tf.constant(PROMPTS))["generated_text"]
     assert [text.decode("utf-8") for text in served.numpy()] == python_greedy  # raw text in, text out
     rows = list(predict_rows(exported, PROMPTS, batch_size=2))  # batches of 2: the graph pads them
@@ -276,6 +296,73 @@ def test_export_generates_and_scores_like_python(trained, tmp_path):
     python_scores = task.score(trained, corpus, 8, 32)
     assert exported_scores["tokens"] == python_scores["tokens"]
     assert exported_scores["perplexity"] == pytest.approx(python_scores["perplexity"], rel=1e-4)
+
+
+def test_cli_predict_and_evaluate_load_no_python_tokenizer(trained, lm_export, tmp_path, monkeypatch):
+    """With the tokenizer in the graph, ``tfft predict`` generates through ``generate`` (raw
+    text) and ``tfft evaluate`` tokenizes through ``tokenize``: no Python tokenizer is loaded,
+    and the answers equal the in-memory model's."""
+    from transformers import AutoTokenizer
+
+    from tfft_cli.main import cli
+
+    task = trained.tfft_spec.task_object
+    python_greedy = task.generate(trained, PROMPTS, batch_size=4, max_length=32)
+    corpus = LMExamples(LM_CORPUS, None, "corpus", [1, 2, 3, 4])
+    python_scores = task.score(trained, corpus, 8, 32)
+    (tmp_path / "val.txt").write_text("\n".join(LM_CORPUS) + "\n")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Python tokenizer was loaded")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", refuse)
+    runner = CliRunner()
+    args = ["predict", str(lm_export), *[item for prompt in PROMPTS for item in ("--text", prompt)]]
+    result = runner.invoke(cli, [*args, "--batch-size", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [row["text"] for row in rows] == PROMPTS
+    assert [row["generated_text"] for row in rows] == python_greedy
+    # fewer tokens and other stop strings than the export's: still the raw-text path (decode)
+    shorter = task.generate(trained, PROMPTS, batch_size=4, max_length=32, max_new_tokens=3)
+    expected = task.generate(trained, PROMPTS, batch_size=4, max_length=32, max_new_tokens=3, stop=STOPS)
+    assert expected != shorter  # the stop strings cut something
+    result = runner.invoke(cli, [*args, "--max-new-tokens", "3", "--stop", STOPS], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["generated_text"] for line in result.stdout.strip().splitlines()] == expected
+    result = runner.invoke(cli, [*args, "--max-new-tokens", "7"])
+    assert result.exit_code != 0 and "generates at most 6 tokens" in result.output
+    args = ["evaluate", str(lm_export), "--data", str(tmp_path / "val.txt"), "--json", "--batch-size", "3"]
+    result = runner.invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout[result.stdout.index("{") :])
+    assert metrics["tokens"] == python_scores["tokens"]
+    assert metrics["perplexity"] == pytest.approx(python_scores["perplexity"], rel=1e-4)
+    assert metrics["token_accuracy"] == pytest.approx(python_scores["token_accuracy"])
+    with pytest.raises(DataError, match="--text:2: the prompt is empty"):
+        list(predict_rows(lm_export, ["the cat", ""]))
+
+
+def test_ids_only_export_still_predicts_and_evaluates(trained, tmp_path, monkeypatch):
+    """An export without the in-graph tokenizer (older tfft, or a tokenizer no graph twin
+    exists for) keeps working through the Python tokenizer and the id signatures."""
+    from tfft.tasks.causal_lm import serving
+
+    task = trained.tfft_spec.task_object
+    python_greedy = task.generate(trained, PROMPTS, batch_size=4, max_length=32)
+    with monkeypatch.context() as patch:
+        patch.setattr(serving.ByteLevelBPETokenizer, "from_hf_tokenizer", classmethod(lambda cls, t: None))
+        path = tfft.export_saved_model(trained, tmp_path / "ids", max_length=32)
+    exported = ExportedModel(path)
+    assert not exported.metadata["in_graph_tokenizer"]
+    assert set(exported.loaded.signatures) == {"serving_default", "generate_ids", "score_ids"}
+    assert [row["generated_text"] for row in predict_rows(exported, PROMPTS, batch_size=2)] == python_greedy
+    expected = task.generate(trained, PROMPTS, batch_size=4, max_length=32, max_new_tokens=3, stop=STOPS)
+    shorter = exported.with_settings(max_new_tokens=3, stop=STOPS)
+    assert [row["generated_text"] for row in predict_rows(shorter, PROMPTS)] == expected
+    corpus = LMExamples(LM_CORPUS, None, "corpus", [1, 2, 3, 4])
+    scores = task.evaluate_export(exported, corpus, batch_size=8)
+    assert scores["perplexity"] == pytest.approx(task.score(trained, corpus, 8, 32)["perplexity"], rel=1e-4)
 
 
 def test_cli_fit_predict_evaluate(gpt2_dir, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from helpers import cli_dry_run
 
 from tfft import costs
 
@@ -70,32 +70,10 @@ def test_time_padding_and_ratio():
 
 
 def test_fit_dry_run_json_trains_and_writes_nothing(tiny_bert_dir, tiny_sentiment, tmp_path):
-    from tfft_cli.main import cli
-
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "sent"
-    args = [
-        "fit",
-        "--hf-model",
-        tiny_bert_dir,
-        "--train",
-        tiny_sentiment["train"],
-        "--eval",
-        tiny_sentiment["dev"],
-    ]
-    args += [
-        "--text-column",
-        "sentence",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "16",
-        "--max-length",
-        "32",
-        "--no-xla",
-    ]
-    args += ["--run-dir", run_dir, "--export-dir", export_dir, "--lora-rank", "4", "--dry-run", "--json"]
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    args = ["--eval", tiny_sentiment["dev"], "--epochs", "2", "--batch-size", "16"]
+    args += ["--export-dir", export_dir, "--lora-rank", "4", "--json"]
+    result = cli_dry_run(tiny_bert_dir, tiny_sentiment, run_dir, *args)
     report = json.loads(result.stdout)
     assert report["dry_run"] is True and report["trained"] is False
     assert report["run_dir"] is None and report["export_path"] is None
@@ -118,29 +96,7 @@ def test_fit_dry_run_json_trains_and_writes_nothing(tiny_bert_dir, tiny_sentimen
 
 
 def test_fit_dry_run_table(tiny_bert_dir, tiny_sentiment, tmp_path):
-    from tfft_cli.main import cli
-
-    args = [
-        "fit",
-        "--hf-model",
-        tiny_bert_dir,
-        "--train",
-        tiny_sentiment["train"],
-        "--text-column",
-        "sentence",
-    ]
-    args += [
-        "--batch-size",
-        "32",
-        "--max-length",
-        "32",
-        "--no-xla",
-        "--run-dir",
-        tmp_path / "run",
-        "--dry-run",
-    ]
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = cli_dry_run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "--batch-size", "32")
     labels = [line.split("  ")[0] for line in result.stdout.splitlines()]
     for label in (
         "parameters",

@@ -14,7 +14,12 @@ from helpers import REPO
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-EXAMPLES = sorted(path for path in (REPO / "examples").iterdir() if path.suffix in (".py", ".sh"))
+#: the scripts to run; ``_name.py`` modules are what they share (examples/_recipes.py), not examples
+EXAMPLES = sorted(
+    path
+    for path in (REPO / "examples").iterdir()
+    if path.suffix in (".py", ".sh") and not path.name.startswith("_")
+)
 FIRST_PARTY = {"tfft", "tfft_cli"}
 
 
@@ -27,8 +32,9 @@ def requirement_name(requirement: str) -> str:
 
 
 def imported_modules(path) -> set[str]:
-    """Top-level modules a Python file imports (anywhere in it), or a shell script's
-    ``python -c`` snippets and heredocs import."""
+    """Top-level modules a Python file imports (anywhere in it; a sibling module it imports
+    stands for what that one imports), or a shell script's ``python -c`` snippets and
+    heredocs import."""
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".py":
         modules = set()
@@ -37,7 +43,10 @@ def imported_modules(path) -> set[str]:
                 modules.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 modules.add(node.module.split(".")[0])
-        return modules
+        siblings = {module for module in modules if (path.parent / f"{module}.py").is_file()}
+        for module in siblings - {path.stem}:
+            modules |= imported_modules(path.parent / f"{module}.py")
+        return modules - siblings
     modules = set()
     for names in re.findall(r"\bimport ((?:[A-Za-z_][\w.]*\s*,\s*)*[A-Za-z_][\w.]*)", text):
         modules.update(name.strip().split(".")[0] for name in names.split(","))
@@ -105,3 +114,11 @@ def test_the_check_catches_a_missing_extra(tmp_path):
     assert imported_modules(script) == {"json", "sentencepiece"}
     assert "sentencepiece" not in installed_by("| `examples/x.py` | `pip install -e .` |")
     assert "sentencepiece" in installed_by("| `examples/x.py` | `pip install -e '.[examples]'` |")
+
+
+def test_a_shared_sibling_module_counts_with_its_imports(tmp_path):
+    """An example that imports examples/_recipes.py needs what _recipes.py imports."""
+    (tmp_path / "_shared.py").write_text("import os\n\ndef build():\n    import sentencepiece\n")
+    script = tmp_path / "example.py"
+    script.write_text("import json\nimport _shared\nfrom _shared import build\n")
+    assert imported_modules(script) == {"json", "os", "sentencepiece"}

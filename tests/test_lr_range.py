@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import tiny_run_config
+from helpers import cli_dry_run, tiny_run_config
 
 import tfft
 from tfft import lr_range
@@ -165,19 +165,8 @@ def test_auto_with_dp_sgd_is_refused():
 def test_dry_run_says_auto_and_estimates_the_range_test(tiny_bert_dir, tiny_sentiment, tmp_path):
     from tfft_cli.dry_run import dry_run_table
 
-    args = [
-        "fit",
-        "--hf-model",
-        tiny_bert_dir,
-        "--train",
-        tiny_sentiment["train"],
-        "--text-column",
-        "sentence",
-    ]
-    args += ["--batch-size", "16", "--max-length", "32", "--no-xla", "--run-dir", tmp_path / "run"]
-    args += ["--learning-rate", "auto", "--dry-run", "--json"]
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    args = ["--batch-size", "16", "--learning-rate", "auto", "--json"]
+    result = cli_dry_run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", *args)
     report = json.loads(result.stdout)
     assert report["learning_rate"] == "auto (range test at start)"
     timing = report["time"]

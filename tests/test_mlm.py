@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -402,3 +403,16 @@ def test_export_fills_masks_in_raw_text_as_the_python_model(kind, bert_dir, robe
             filled[position] = int(best[0])
         assert (out["mask_positions"][r, len(positions) :].numpy() == -1).all()
         assert out["filled_text"][r].numpy().decode() == tokenizer.decode(filled, skip_special_tokens=True)
+    # the model card's example carries the model's own mask token, and the export fills it
+    card = (path / "README.md").read_text()
+    example = json.loads(re.search(r"-d '(\{.*\})'", card).group(1))["instances"][0]["text"]
+    assert tokenizer.mask_token in example
+    assert f'tfft predict {path} --text "{example}"' in card
+    card_out = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant([example]))
+    assert card_out["mask_count"].numpy().tolist() == [1]
+    filled_text = card_out["filled_text"][0].numpy().decode()
+    best = int(card_out["token_ids"][0, 0, 0])
+    ids = tokenizer(example)["input_ids"]
+    ids[ids.index(tokenizer.mask_token_id)] = best
+    assert filled_text == tokenizer.decode(ids, skip_special_tokens=True)
+    assert filled_text and tokenizer.mask_token not in filled_text

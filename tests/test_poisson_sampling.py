@@ -11,7 +11,7 @@ import tensorflow as tf
 from tfft.config import RunConfig, TrainConfig
 from tfft.errors import ConfigError
 from tfft.pipeline import poisson_sampler, privacy_plan
-from tfft.preprocess import PoissonSampler, poisson_capacity, poisson_sampling, text_dataset, token_dataset
+from tfft.preprocess import Batching, PoissonSampler, poisson_capacity, text_dataset, token_dataset
 from tfft.privacy import epsilons, plan, report
 from tfft.tokenization import Encoded
 
@@ -28,10 +28,14 @@ def encoded_rows(rows: int, seed: int = 0) -> Encoded:
 def sampled_batches(epochs: int, seed: int = 7):
     """Row ids (the labels) of the real rows of each batch, and the batches' shapes."""
     sampler = PoissonSampler(batch_size=BATCH, epochs=epochs, seed=seed)
-    with poisson_sampling(sampler):
-        dataset = token_dataset(
-            encoded_rows(ROWS), np.arange(ROWS), batch_size=BATCH, max_length=64, training=True
-        )
+    dataset = token_dataset(
+        encoded_rows(ROWS),
+        np.arange(ROWS),
+        batch_size=BATCH,
+        max_length=64,
+        training=True,
+        batching=Batching(sampler=sampler),
+    )
     steps, shapes = [], set()
     for _ in range(epochs):  # Keras iterates the dataset once per epoch
         for features, labels, weights in dataset:
@@ -87,8 +91,9 @@ def test_epochs_differ_and_the_seed_fixes_them():
 def test_text_batches_are_poisson_samples_too():
     sampler = PoissonSampler(batch_size=4, epochs=1, seed=1)
     texts = [f"text {i}" for i in range(40)]
-    with poisson_sampling(sampler):
-        dataset = text_dataset(texts, labels=np.arange(40), batch_size=4, training=True)
+    dataset = text_dataset(
+        texts, labels=np.arange(40), batch_size=4, training=True, batching=Batching(sampler=sampler)
+    )
     batches = list(dataset)
     assert len(batches) == 10 and sampler.rows == 40
     for features, labels, weights in batches:
@@ -112,8 +117,14 @@ def test_capacity_is_the_smallest_multiple_of_8_within_the_overflow_bound():
 
 def test_the_accountant_uses_the_rate_the_sampler_used():
     sampler = PoissonSampler(batch_size=32, epochs=2, seed=0)
-    with poisson_sampling(sampler):
-        token_dataset(encoded_rows(500), np.zeros(500), batch_size=32, max_length=64, training=True)
+    token_dataset(
+        encoded_rows(500),
+        np.zeros(500),
+        batch_size=32,
+        max_length=64,
+        training=True,
+        batching=Batching(sampler=sampler),
+    )
     config = TrainConfig(batch_size=32, epochs=2, dp_l2_clip=1.0, dp_noise_multiplier=1.1)
     privacy = plan(config, sampler.rows, sampler.steps_per_epoch * 2, sampler)
     assert privacy.sampling_rate == 32 / 500 and privacy.capacity == sampler.capacity

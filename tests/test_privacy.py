@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
+import logging
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from tfft.errors import ConfigError
 from tfft.keras import keras
 from tfft.privacy import (
     PrivacyPlan,
+    clipping_statistics,
     epsilons,
     install_privacy,
     noise_for_epsilon,
@@ -35,17 +37,6 @@ TEXTS = [
     "hate it",
 ]
 LABELS = ["pos", "neg", "pos", "neg", "pos", "neg", "neg", "neg"]
-
-
-@pytest.fixture(scope="module")
-def no_dropout_bert(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT without dropout, so two forward passes agree."""
-    folder = tmp_path_factory.mktemp("bert_no_dropout") / "bert"
-    shutil.copytree(tiny_bert_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 def classifier(model_dir):
@@ -317,6 +308,41 @@ def test_run_fit_with_a_target_epsilon_writes_the_privacy_block(tiny_bert_dir, t
     assert privacy["epsilon_rdp"] == direct["rdp"] and privacy["epsilon_pld"] == direct["pld"]
     metadata = json.loads((result.export_path / "assets.extra" / "tfft.json").read_text())
     assert metadata["privacy"] == privacy
+    # how the clip bit is logged per step and kept for the last batch
+    assert 0.0 <= privacy["clipped_share_last_batch"] <= 1.0 and privacy["mean_grad_norm_last_batch"] > 0
+    last_step = json.loads((result.run_dir / "history.jsonl").read_text().splitlines()[-1])
+    assert last_step["dp_clipped"] == pytest.approx(privacy["clipped_share_last_batch"])
+    assert last_step["dp_grad_norm"] == pytest.approx(privacy["mean_grad_norm_last_batch"])
+
+
+def test_clipping_statistics_count_real_rows_only():
+    import tensorflow as tf
+
+    norms = tf.constant([0.5, 3.0, 0.0, 2.0, 7.0])
+    weights = tf.constant([1.0, 1.0, 0.0, 2.0, 0.0])  # rows 2 and 4 are filler
+    stats = clipping_statistics(norms, weights, clip=1.0)
+    real = np.array([0.5, 3.0, 2.0])
+    assert float(stats["dp_clipped"]) == pytest.approx(np.mean(real > 1.0))
+    assert float(stats["dp_grad_norm"]) == pytest.approx(real.mean())
+    token_weights = tf.constant([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    assert float(clipping_statistics(norms, token_weights, 1.0)["dp_clipped"]) == pytest.approx(2 / 3)
+
+
+def test_a_clip_that_bites_every_row_is_warned_about(caplog):
+    from tfft.pipeline import _privacy_report
+
+    history = types.SimpleNamespace(
+        optimizer_steps=4, history={"dp_clipped": [1.0, 1.0], "dp_grad_norm": [9.0, 3.5]}
+    )
+    with caplog.at_level(logging.WARNING, logger="tfft.pipeline"):
+        block = _privacy_report(plan(clip=0.1, sigma=1.0, batch_size=8), history)
+    assert block["clipped_share_last_batch"] == 1.0 and block["mean_grad_norm_last_batch"] == 3.5
+    assert "clipped every row" in caplog.text and "3.5" in caplog.text
+    caplog.clear()
+    history.history = {"dp_clipped": [0.6], "dp_grad_norm": [0.5]}
+    with caplog.at_level(logging.WARNING, logger="tfft.pipeline"):
+        _privacy_report(plan(clip=0.1, sigma=1.0, batch_size=8), history)
+    assert "clipped every row" not in caplog.text
 
 
 def test_mixed_float16_unscales_and_clips_in_float32(no_dropout_bert):

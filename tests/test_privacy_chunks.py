@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -37,16 +36,6 @@ LABELS = ["pos", "neg", "pos", "neg", "pos", "neg", "neg", "neg"]
 #: six real rows, filler rows between them (Poisson batches put them last; any order works)
 WEIGHTS = np.array([1, 0, 1, 1, 1, 0, 1, 1], np.float32)
 PLAN = PrivacyPlan(clip=0.05, noise_multiplier=0.0, batch_size=8, train_rows=64, delta=1e-3, planned_steps=8)
-
-
-@pytest.fixture(scope="module")
-def no_dropout_bert(tiny_bert_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bert_no_dropout_chunks") / "bert"
-    shutil.copytree(tiny_bert_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 def compiled(model_dir):

@@ -2,8 +2,11 @@
 
 No multi-label dataset ships in ../shared/data, so one is derived from CoNLL-2003: each
 sentence is labelled with the entity types it mentions (LOC, MISC, ORG, PER; none for a
-sentence without entities), which makes a real, imbalanced multi-label problem. Slow
-(minutes on 2 CPU cores): run with ``scripts/test.sh -m slow``.
+sentence without entities), which makes a real, imbalanced multi-label problem: the first
+4,000 training and 1,000 validation sentences, 2 epochs, AdamW 1e-4, max length 64, batch
+32. This is the README's multilabel row: micro F1, macro F1 and exact match must be within 2
+points of its figures (tests/readme_claims.py). Slow (minutes on 2 CPU cores): run with
+``scripts/test.sh -m slow``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import SHARED_DATA
+from readme_claims import check
 
 from tfft_cli.main import cli
 
@@ -43,7 +47,7 @@ def entity_types_per_sentence(path: Path, limit: int, target: Path) -> Path:
     return target
 
 
-def test_minilm_learns_entity_types_as_multilabel(minilm, tmp_path):
+def test_minilm_learns_entity_types_as_the_readme_says(minilm, tmp_path):
     train = entity_types_per_sentence(CONLL / "train.txt", TRAIN_SENTENCES, tmp_path / "train.jsonl")
     dev = entity_types_per_sentence(CONLL / "valid.txt", EVAL_SENTENCES, tmp_path / "dev.jsonl")
     args = ["fit", "--json", "--hf-model", minilm, "--task", "multilabel", "--train", train, "--eval", dev]
@@ -59,5 +63,7 @@ def test_minilm_learns_entity_types_as_multilabel(minilm, tmp_path):
     assert exported.exit_code == 0, exported.output
     metrics = json.loads(exported.output)
     print("export:", json.dumps({k: metrics[k] for k in ("micro_f1", "macro_f1", "examples")}))
-    assert metrics["micro_f1"] >= 0.75, metrics
+    check("multilabel.micro_f1", summary["eval"]["micro_f1"])
+    check("multilabel.macro_f1", summary["eval"]["macro_f1"])
+    check("multilabel.exact_match", summary["eval"]["exact_match"])
     assert abs(metrics["micro_f1"] - summary["eval"]["micro_f1"]) < 0.01

@@ -16,8 +16,8 @@ from helpers import ENGLISH, GERMAN, tiny_run_config, write_german_bert, write_t
 import tfft
 from tfft.config import load_config
 from tfft.errors import ConfigError
-from tfft.preprocess import bucket_lengths, token_dataset, training_steps
-from tfft.token_budget import budget_lengths, plan_batches, token_budget
+from tfft.preprocess import Batching, bucket_lengths, token_dataset, training_steps
+from tfft.token_budget import budget_lengths, plan_batches
 from tfft.tokenization import Encoded
 
 FILLER = ["the", "movie", "film", "was", "plot"]  # one word piece each (tests/helpers.py WORDS)
@@ -80,9 +80,13 @@ def test_budget_below_the_longest_row_names_the_option():
 def test_token_budget_epochs_hold_every_row_once_reshuffled_and_seeded():
     lengths = varied_lengths(400)
     encoded, labels = encoded_rows(lengths), np.arange(400)
-    with token_budget(256):
-        data = token_dataset(encoded, labels, batch_size=16, max_length=64, training=True, seed=5)
-        again = token_dataset(encoded, labels, batch_size=16, max_length=64, training=True, seed=5)
+    budget = Batching(batch_tokens=256)
+    data = token_dataset(
+        encoded, labels, batch_size=16, max_length=64, training=True, seed=5, batching=budget
+    )
+    again = token_dataset(
+        encoded, labels, batch_size=16, max_length=64, training=True, seed=5, batching=budget
+    )
     plan = plan_batches(lengths, 256, budget_lengths(64))
     assert int(data.cardinality()) == plan.steps
     epochs = []
@@ -114,8 +118,17 @@ def test_token_budget_pads_less_than_fixed_batches():
         return 1.0 - lengths.sum() / slots
 
     fixed = share(token_dataset(encoded, labels, batch_size=32, max_length=64, training=True, seed=0))
-    with token_budget(1024):
-        budget = share(token_dataset(encoded, labels, batch_size=32, max_length=64, training=True, seed=0))
+    budget = share(
+        token_dataset(
+            encoded,
+            labels,
+            batch_size=32,
+            max_length=64,
+            training=True,
+            seed=0,
+            batching=Batching(batch_tokens=1024),
+        )
+    )
     assert budget < 0.5 * fixed, (budget, fixed)  # 600 rows: 14% vs 43%
     assert (
         training_steps(lengths, 32, bucket_lengths(64))
@@ -320,9 +333,16 @@ def test_seq2seq_batches_fit_both_sides_in_the_budget(tmp_path):
 
 
 def test_tasks_that_build_their_own_batches_refuse_it(tmp_path):
-    model = tfft.build_model(hf_model=str(write_tiny_gpt2_lm(tmp_path / "gpt2")), task="causal-lm")
-    with pytest.raises(ConfigError, match=r"`batch_tokens` does not apply to task 'causal-lm'"):
+    from tfft.pipeline import run_dataset
+
+    gpt2 = write_tiny_gpt2_lm(tmp_path / "gpt2")
+    model = tfft.build_model(hf_model=str(gpt2), task="causal-lm")
+    refused = "does not apply to task 'causal-lm'"
+    with pytest.raises(ConfigError, match=rf"`batch_tokens` {refused}.*use `batch_size`"):
         tfft.make_dataset(model, ["a b c"], training=True, batch_tokens=64)
+    settings = {"model.hf_model": str(gpt2), "model.task": "causal-lm", "train.batch_tokens": 64}
+    with pytest.raises(ConfigError, match=rf"--batch-tokens {refused}.*use --batch-size"):
+        run_dataset(model, [], load_config(None, settings), training=True)
 
 
 def test_dry_run_counts_token_budget_batches(tiny_bert_dir, tmp_path):

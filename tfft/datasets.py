@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from tfft.errors import ConfigError
 from tfft.model import spec_of
-from tfft.token_budget import token_budget
+from tfft.preprocess import Batching
+from tfft.token_budget import check_budget_applies
 
 
 def make_dataset(
@@ -55,19 +56,15 @@ def make_dataset(
     budget = batch_tokens if training else None
     if budget is not None and not (isinstance(budget, int) and budget > 0):
         raise ConfigError(f"`batch_tokens` must be a positive int. Received: batch_tokens={budget!r}")
-    if budget is not None and not task.token_budget_batches:
-        raise ConfigError(
-            f"`batch_tokens` does not apply to task {task.name!r} (it builds its own batches). "
-            f"Received: batch_tokens={budget!r}"
-        )
-    with token_budget(budget):
-        return task.make_dataset(
-            model,
-            texts,
-            labels,
-            text_pairs,
-            batch_size=batch_size,
-            max_length=max_length,
-            training=training,
-            seed=seed,
-        )
+    check_budget_applies(task, budget, option="`batch_tokens`", size_option="`batch_size`")
+    return task.make_dataset(
+        model,
+        texts,
+        labels,
+        text_pairs,
+        batch_size=batch_size,
+        max_length=max_length,
+        training=training,
+        seed=seed,
+        batching=None if budget is None else Batching(batch_tokens=budget),
+    )

@@ -98,6 +98,8 @@ def export_saved_model(
             "in_graph_tokenizer": bool(serving.in_graph_tokenizer),
             "signatures": sorted(signatures),
             "backbone": {k: v for k, v in spec.backbone.describe().items() if k != "config"},
+            # the model card's example inputs, when the task needs its own (mlm: a mask token)
+            **({"example": example} if (example := getattr(serving, "example_inputs", None)) else {}),
             **({"lora": {**lora.to_dict(), "merged": True}} if (lora := lora_of(model)) else {}),
             **(extra or {}),
         }

@@ -29,7 +29,8 @@ class ExportedModel:
         loaded: the loaded SavedModel.
         encoder: a Python :class:`~tfft.tokenization.TextEncoder` when the export's
             tokenizer does not run in the graph, or when the export ships it anyway
-            (causal-lm: ``tfft evaluate`` scores with it), else None.
+            (causal-lm, mlm), else None. Loaded when first used: the raw-text paths of
+            exports whose tokenizer runs in the graph never load it.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -46,13 +47,31 @@ class ExportedModel:
             raise ExportError(
                 f"{self.path}: cannot load the SavedModel: {str(error).splitlines()[0]}"
             ) from None
-        self.encoder = None
-        if not self.metadata.get("in_graph_tokenizer") or (self.path / "assets.extra" / "tokenizer").is_dir():
-            from transformers import AutoTokenizer
+        self._encoder = None
+        if not self.metadata.get("in_graph_tokenizer"):
+            self._encoder = self._python_encoder()
 
-            self.encoder = HFTextEncoder(
-                AutoTokenizer.from_pretrained(str(self.path / "assets.extra" / "tokenizer"))
-            )
+    def _python_encoder(self) -> HFTextEncoder:
+        from transformers import AutoTokenizer
+
+        return HFTextEncoder(AutoTokenizer.from_pretrained(str(self.path / "assets.extra" / "tokenizer")))
+
+    @property
+    def encoder(self) -> HFTextEncoder | None:
+        """The Python tokenizer in ``assets.extra/tokenizer/`` (loaded on first use), or None."""
+        if self._encoder is None and (self.path / "assets.extra" / "tokenizer").is_dir():
+            self._encoder = self._python_encoder()
+        return self._encoder
+
+    def with_settings(self, **settings) -> ExportedModel:
+        """The same export (nothing reloaded) with some settings replaced, e.g. the generation
+        options ``tfft predict`` was given; ``metadata["settings"]`` keeps the exported ones."""
+        if all(self.settings.get(key) == value for key, value in settings.items()):
+            return self
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.settings = {**self.settings, **settings}
+        return copy
 
     @property
     def max_length(self) -> int:

@@ -18,7 +18,10 @@ SAVED_MODEL_CLI = (
 
 
 def _example_inputs(metadata: dict) -> dict:
-    """One instance for the serving signature (text, and text_pair for pair models)."""
+    """One instance for the serving signature: the export's own ``example`` (e.g. mlm's text
+    with its mask token), else a text (and text_pair for pair models)."""
+    if metadata.get("example"):
+        return dict(metadata["example"])
     example = {"text": "a gripping film"}
     if metadata.get("pair"):
         example["text_pair"] = "its second text"

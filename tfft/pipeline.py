@@ -6,7 +6,6 @@ stage is usable alone through :mod:`tfft`'s public API.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -32,12 +31,12 @@ from tfft.folders import FINISHED, check_export_dir, default_run_dir, plan_run_d
 from tfft.interrupt import FINISHING, TRAINING, StopRequest, stop_on_signals
 from tfft.keras import keras
 from tfft.model import build_model
-from tfft.preprocess import PoissonSampler, poisson_sampling
+from tfft.preprocess import Batching, PoissonSampler
 from tfft.privacy import count_rows, plan, report
 from tfft.reports.data import data_report
 from tfft.reports.training import draw_training_quietly
 from tfft.tasks import get_task
-from tfft.token_budget import token_budget
+from tfft.token_budget import check_budget_applies
 from tfft.train import fit, resolved_monitor
 
 logger = logging.getLogger(__name__)
@@ -180,8 +179,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         if chosen.is_chief:
             tokens_per_example = _write_data_report(run_dir, train, evaluation, config, model)
         sampler = poisson_sampler(config)
-        with poisson_sampling(sampler) if sampler is not None else contextlib.nullcontext():
-            train_data = run_dataset(model, train, config, training=True)
+        train_data = run_dataset(model, train, config, training=True, sampler=sampler)
         eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
         privacy = privacy_plan(config, train_data, steps_per_epoch, sampler)
@@ -220,7 +218,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
                 )
             raise
         stop.phase = FINISHING
-        privacy_report = None if privacy is None else _privacy_report(privacy, history.optimizer_steps)
+        privacy_report = None if privacy is None else _privacy_report(privacy, history)
         train_seconds = time.perf_counter() - started
         if config.model.lora_rank is not None and chosen.is_chief:
             logger.info("LoRA adapters and head saved to %s", write_adapter_file(model, run_dir))
@@ -427,9 +425,27 @@ def privacy_plan(
     return plan(config.train, rows, steps_per_epoch * config.train.epochs)
 
 
-def _privacy_report(privacy, steps: int) -> dict:
-    """The ``privacy`` block for the steps taken, logged."""
+def _privacy_report(privacy, history) -> dict:
+    """The ``privacy`` block for the steps taken, logged, with how the clip bit in the last
+    epoch's last batch (:func:`tfft.privacy.clipping_statistics`); a warning when it clipped
+    every row of gradients many times larger than ``C``."""
+    steps = history.optimizer_steps
     block = report(privacy, steps)
+    logs = {key: values[-1] for key, values in history.history.items() if values}
+    if "dp_clipped" in logs:
+        block["clipped_share_last_batch"] = float(logs["dp_clipped"])
+        block["mean_grad_norm_last_batch"] = float(logs["dp_grad_norm"])
+        if (
+            block["clipped_share_last_batch"] >= 0.99
+            and block["mean_grad_norm_last_batch"] >= 3 * privacy.clip
+        ):
+            logger.warning(
+                "DP-SGD: --dp-l2-clip %g clipped every row at the end of training (mean per-example "
+                "gradient norm %.3g): each row then pushes equally however right it is, which learns "
+                "poorly. Try a clip near the typical norm (README: Private fine-tuning).",
+                privacy.clip,
+                block["mean_grad_norm_last_batch"],
+            )
     shown = {
         key: "inf" if block[key] is None else f"{block[key]:.3f}" for key in ("epsilon_rdp", "epsilon_pld")
     }
@@ -450,10 +466,14 @@ def _headline(task, metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k in task.headline}
 
 
-def run_dataset(model, examples, config: RunConfig, training: bool) -> tf.data.Dataset:
+def run_dataset(
+    model, examples, config: RunConfig, training: bool, sampler: PoissonSampler | None = None
+) -> tf.data.Dataset:
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
-    or of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`); evaluation batches
-    of ``batch_size``.
+    of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`), or Poisson-sampled by
+    ``sampler`` (DP-SGD, :func:`poisson_sampler`); evaluation batches of ``batch_size``.
+
+    The choice reaches the task's ``dataset`` call as one :class:`tfft.preprocess.Batching`.
 
     Raises:
         ConfigError: ``batch_tokens`` for a task whose batches are not token-budget batches.
@@ -461,21 +481,20 @@ def run_dataset(model, examples, config: RunConfig, training: bool) -> tf.data.D
     accumulation = config.train.grad_accum_steps if training else 1
     task = model.tfft_spec.task_object
     budget = config.train.batch_tokens if training else None
-    if budget is not None and not task.token_budget_batches:
-        raise ConfigError(
-            f"--batch-tokens does not apply to task {task.name!r} (it builds its own batches); "
-            f"use --batch-size. Received: batch_tokens={budget!r}"
-        )
-    with token_budget(budget):
-        return task.dataset(
-            model,
-            examples,
-            batch_size=config.train.batch_size * accumulation,
-            max_length=config.data.max_length,
-            training=training,
-            seed=config.train.seed,
-            config=config,
-        )
+    check_budget_applies(task, budget, option="--batch-tokens", size_option="--batch-size")
+    batching = None
+    if training and (budget is not None or sampler is not None):
+        batching = Batching(sampler=sampler, batch_tokens=budget)
+    return task.dataset(
+        model,
+        examples,
+        batch_size=config.train.batch_size * accumulation,
+        max_length=config.data.max_length,
+        training=training,
+        seed=config.train.seed,
+        config=config,
+        batching=batching,
+    )
 
 
 def batch_tokens_runtime(config: RunConfig, runtime_config):
@@ -599,12 +618,17 @@ def predict_rows(
     batch_size: int = 64,
     *,
     examples=None,
+    config: RunConfig | None = None,
 ) -> Iterator[dict]:
     """One JSON-ready dict per input: the task's answer (and scores).
 
-    Give ``texts`` (and ``pairs``), or ``examples`` read with :func:`read_inputs`.
+    Give ``texts`` (and ``pairs``), or ``examples`` read with :func:`read_inputs`. ``config``:
+    the options ``tfft predict`` was given; task options that apply to predictions (causal-lm:
+    ``max_new_tokens``, ``stop``) replace the export's for this call.
     """
     model = model_dir if isinstance(model_dir, ExportedModel) else ExportedModel(model_dir)
+    if config is not None:
+        model = model.with_settings(**model.task.predict_settings(_config_for_export(model, config)))
     if examples is None:
         examples = model.task.examples_from_cli(list(texts or []), None if pairs is None else list(pairs))
     yield from model.task.predict_export(model, examples, batch_size=batch_size)

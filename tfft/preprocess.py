@@ -13,30 +13,30 @@ Elements are ``(features, labels, sample_weight)`` with features
 feeds it token ids with labels of any shape (per example in :func:`token_dataset`, per token
 for NER); seq2seq builds on it directly (two sides with their own buckets).
 
-**Poisson sampling** (DP-SGD, :mod:`tfft.privacy`): inside :func:`poisson_sampling`, the
-training datasets of :func:`bucketed_dataset` and :func:`text_dataset` (so of every task that
-builds on them, without a parameter threaded through each task) are Poisson samples instead
-of shuffled buckets: see :class:`PoissonSampler`.
+**How training batches are drawn** is one :class:`Batching` handed down explicitly, from
+:func:`tfft.pipeline.run_dataset` (or :func:`tfft.make_dataset`) through each task's
+``dataset`` call to :func:`bucketed_dataset` and :func:`text_dataset`:
 
-**Token budget** (``--batch-tokens``, :mod:`tfft.token_budget`): likewise, inside
-:func:`tfft.token_budget.token_budget`, the training datasets of :func:`bucketed_dataset`
-are batches of at most N token slots on fine length buckets, without filler rows.
+- **Poisson sampling** (DP-SGD, :mod:`tfft.privacy`): with ``Batching(sampler=...)`` the
+  training batches are Poisson samples instead of shuffled buckets: see :class:`PoissonSampler`.
+- **Token budget** (``--batch-tokens``, :mod:`tfft.token_budget`): with
+  ``Batching(batch_tokens=N)`` the training batches of :func:`bucketed_dataset` hold at most
+  N token slots, on fine length buckets, without filler rows.
+- Otherwise (``batching=None``): shuffled, length-bucketed batches of ``batch_size`` rows.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from tfft.errors import ConfigError
-from tfft.token_budget import active_budget, budget_dataset
+from tfft.token_budget import budget_dataset
 from tfft.tokenization import Encoded
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ MIN_BUCKET = 16
 #: default bound on the probability that any step of a run has more Poisson-sampled rows
 #: than the batch capacity (those rows would be dropped)
 MAX_OVERFLOW = 1e-12
-_SAMPLER: contextvars.ContextVar[PoissonSampler | None] = contextvars.ContextVar("tfft_sampler", default=None)
 
 
 def poisson_capacity(
@@ -86,9 +85,9 @@ class PoissonSampler:
     whole run (``overflow`` is the bound reached), which :func:`tfft.privacy.report` adds to delta.
     Batches are padded to the bucket length of their longest row.
 
-    Set up by :func:`poisson_sampling`; :func:`bucketed_dataset` and :func:`text_dataset`
-    fill in ``rows``, ``capacity``, ``steps_per_epoch`` and ``overflow`` when they build the
-    training dataset (once per sampler).
+    Handed to a task's ``dataset`` call in a :class:`Batching`; :func:`bucketed_dataset` and
+    :func:`text_dataset` fill in ``rows``, ``capacity``, ``steps_per_epoch`` and ``overflow``
+    when they build the training dataset (once per sampler).
     """
 
     batch_size: int
@@ -170,14 +169,28 @@ class PoissonSampler:
         )
 
 
-@contextlib.contextmanager
-def poisson_sampling(sampler: PoissonSampler) -> Iterator[PoissonSampler]:
-    """Within the block, training datasets are Poisson samples drawn by ``sampler``."""
-    token = _SAMPLER.set(sampler)
-    try:
-        yield sampler
-    finally:
-        _SAMPLER.reset(token)
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """How a training dataset's batches are drawn, when not shuffled batches of ``batch_size``
+    rows: handed down explicitly through ``Task.dataset`` (see the module docstring).
+
+    Evaluation and prediction batches ignore it. At most one of the two is set.
+
+    Attributes:
+        sampler: Poisson-sample every batch with this :class:`PoissonSampler` (DP-SGD); it
+            records the rows, capacity and steps of the dataset it draws.
+        batch_tokens: batches of at most this many token slots (:mod:`tfft.token_budget`).
+    """
+
+    sampler: PoissonSampler | None = None
+    batch_tokens: int | None = None
+
+    def __post_init__(self):
+        if self.sampler is not None and self.batch_tokens is not None:
+            raise ConfigError(
+                "Poisson-sampled batches (DP-SGD) have a fixed number of rows: they do not combine "
+                f"with a token budget. Received: batch_tokens={self.batch_tokens!r}"
+            )
 
 
 def bucket_lengths(max_length: int, min_bucket: int = MIN_BUCKET) -> list[int]:
@@ -270,14 +283,16 @@ def bucketed_dataset(
     training: bool = False,
     seed: int | None = None,
     to_buckets: Callable[..., Any] | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """Length-bucketed, padded batches of variable-length examples: the pipeline of every token task.
 
     Training (labelled examples): shuffled every epoch, grouped by ``lengths`` into
     ``buckets`` (``bucket_by_sequence_length``), padded to the bucket length and to
     ``batch_size`` rows (filler rows of weight 0), with a known number of batches
-    (:func:`training_steps`). Otherwise (evaluation, prediction): in input order, each batch
-    padded to its longest row, then up to the next bucket length; the last batch may be partial.
+    (:func:`training_steps`); or drawn as ``batching`` says. Otherwise (evaluation,
+    prediction): in input order, each batch padded to its longest row, then up to the next
+    bucket length; the last batch may be partial.
 
     Args:
         columns: per-example data by name: ragged rows (:func:`ragged_rows`) or arrays with
@@ -293,6 +308,8 @@ def bucketed_dataset(
         to_buckets: pads a batch padded to its longest row up to its bucket lengths, for
             examples with parts of different lengths (seq2seq's source and target); training
             batches are then padded by it too. Default: :func:`pad_length_to_bucket`.
+        batching: Poisson-sampled or token-budget training batches (:class:`Batching`);
+            None: shuffled batches of ``batch_size`` rows.
 
     Returns:
         A dataset of batched elements.
@@ -307,7 +324,8 @@ def bucketed_dataset(
     if lengths is None:
         raise ValueError("bucketed_dataset(training=True) needs the `lengths` of the examples.")
     lengths = np.asarray(lengths, np.int32)
-    sampler = _SAMPLER.get()
+    batching = batching or Batching()
+    sampler = batching.sampler
     if sampler is not None:
         pad = to_buckets or pad_length_to_bucket(buckets, padding)
 
@@ -317,7 +335,7 @@ def bucketed_dataset(
             )
 
         return sampler.dataset(columns, example, batch, filler=int(np.argmin(lengths)))
-    budget = active_budget()
+    budget = batching.batch_tokens
     if budget is not None:
         return budget_dataset(
             columns,
@@ -373,6 +391,7 @@ def token_batches(
     pad_id: int = 0,
     training: bool = False,
     seed: int | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """:func:`bucketed_dataset` of token ids with labels and weights in any shape.
 
@@ -383,7 +402,7 @@ def token_batches(
             of per-token labels), or None for prediction.
         weights: sample weights in the same shape as ``labels``.
         label_padding: the padding value of the labels (weights are padded with 0).
-        batch_size, max_length, pad_id, training, seed: as for :func:`token_dataset`.
+        batch_size, max_length, pad_id, training, seed, batching: as for :func:`token_dataset`.
     """
     columns = {
         "input_ids": ragged_rows(encoded.input_ids),
@@ -402,6 +421,7 @@ def token_batches(
         lengths=encoded.lengths(),
         training=training,
         seed=seed,
+        batching=batching,
     )
 
 
@@ -415,6 +435,7 @@ def token_dataset(
     training: bool = False,
     seed: int | None = None,
     weights: np.ndarray | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """Batches of token ids for ``model.fit``, ``evaluate`` or ``predict``.
 
@@ -427,6 +448,7 @@ def token_dataset(
         training: shuffle every epoch and group by length; otherwise keep the order.
         seed: shuffling seed.
         weights: per-example sample weights (default 1).
+        batching: how training batches are drawn (:class:`Batching`; None: shuffled buckets).
 
     Returns:
         A dataset of ``(features, labels, sample_weight)``; without labels, of
@@ -447,6 +469,7 @@ def token_dataset(
         pad_id=pad_id,
         training=training,
         seed=seed,
+        batching=batching,
     )
 
 
@@ -459,8 +482,12 @@ def text_dataset(
     training: bool = False,
     seed: int | None = None,
     weights: np.ndarray | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
-    """Batches of raw strings, for backbones that tokenize inside (text-embedding modules)."""
+    """Batches of raw strings, for backbones that tokenize inside (text-embedding modules).
+
+    ``batching`` may Poisson-sample the training batches (:class:`Batching`); a token budget
+    is refused (the model tokenizes, so tfft does not know the lengths)."""
     features = {"text": tf.constant(list(texts), dtype=tf.string)}
     if pairs is not None:
         features["text_pair"] = tf.constant(list(pairs), dtype=tf.string)
@@ -471,12 +498,13 @@ def text_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((features, labels, weights))
     if not training:
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    if active_budget() is not None:
+    batching = batching or Batching()
+    if batching.batch_tokens is not None:
         raise ConfigError(
             "--batch-tokens needs a backbone whose tokenizer tfft runs (token ids); this one reads raw "
-            f"text and tokenizes inside the model. Received: batch_tokens={active_budget()!r}"
+            f"text and tokenizes inside the model. Received: batch_tokens={batching.batch_tokens!r}"
         )
-    sampler = _SAMPLER.get()
+    sampler = batching.sampler
     if sampler is not None:
         columns = {"features": features, "labels": labels, "weights": weights}
         return sampler.dataset(

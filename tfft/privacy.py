@@ -20,7 +20,10 @@ the way :mod:`tfft.accumulation` does.
   The pass runs over chunks of ``chunk_rows`` rows (default :data:`CHUNK_ROWS`), the rows
   with a nonzero weight gathered first, and stops after the last chunk that holds one: a
   Poisson batch's filler rows are not computed. Memory grows with ``chunk_rows x trainable
-  parameters``.
+  parameters``. Every op of the pass is vectorized: embedding lookups gather from the
+  variable's value (:func:`dense_gathers`), not with ``ResourceGather``, which pfor would run
+  row by row in a ``while_loop``; and the chunk function is traced (and converted by pfor)
+  once per trace of the step, not once for the first chunk and again for the loop's.
 - **Noise once.** Under a distribution strategy each replica sums its own clipped gradients;
   only replica 0 adds the noise, and the optimizer's all-reduce sums the replicas.
 - **Sampling.** By default (``--dp-sampling poisson``) every step's batch is a Poisson sample:
@@ -39,11 +42,16 @@ the way :mod:`tfft.accumulation` does.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+from collections.abc import Iterator
 
 import tensorflow as tf
+
+# No public hook makes ``tf.gather(variable, ids)`` read the variable densely: see dense_gathers.
+from tensorflow.python.ops.resource_variable_ops import BaseResourceVariable
 
 from tfft.config import TrainConfig
 from tfft.errors import ConfigError
@@ -353,6 +361,33 @@ def nonzero_rows(weights: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.not_equal(weights, 0.0), axis=1)
 
 
+@contextlib.contextmanager
+def dense_gathers() -> Iterator[None]:
+    """Within the block, gathers from resource variables read the whole variable, then gather.
+
+    ``tf.gather(variable, ids)`` (every embedding lookup) runs the ``ResourceGather`` op, for
+    which pfor has no converter: inside ``tf.vectorized_map`` it falls back to a
+    ``tf.while_loop`` over the rows ("Using a while_loop for converting ResourceGather").
+    ``tf.gather(variable.value(), ids)`` is a ``GatherV2`` on a loop-invariant tensor, which
+    pfor turns into one gather for all rows. The values are the same, and so are the
+    gradients (the rows looked up, as ``IndexedSlices``, through the read of the variable).
+
+    The block swaps ``sparse_read`` on the resource-variable class (every variable wrapper,
+    mirrored or autocast, ends in it) and puts it back on exit; it is entered only while one
+    row's forward pass is traced.
+    """
+    original = BaseResourceVariable.sparse_read
+
+    def sparse_read(variable, indices, name=None):
+        return tf.gather(variable.value(), indices, name=name)
+
+    BaseResourceVariable.sparse_read = sparse_read
+    try:
+        yield
+    finally:
+        BaseResourceVariable.sparse_read = original
+
+
 def chunked_per_example_pass(one_row, rows_data, weights, real, chunk: int, finish):
     """``finish(*tf.vectorized_map(one_row, chunk_data))`` over the chunks of ``chunk`` rows
     that hold the ``real`` rows only, the real rows gathered first (in their order).
@@ -378,10 +413,16 @@ def chunked_per_example_pass(one_row, rows_data, weights, real, chunk: int, fini
     slot_weights *= tf.reshape(live, [-1] + [1] * (slot_weights.shape.rank - 1))
     slot_data = tf.nest.map_structure(lambda t: tf.gather(t, order), rows_data)
 
+    @tf.function
+    def pass_over(part):
+        # One function for the first chunk and the loop's: the pfor conversion of ``one_row``
+        # (seconds on a real model) runs once per trace of the step, not twice.
+        return finish(*tf.vectorized_map(one_row, part))
+
     def run(index):
         positions = index * chunk + tf.range(chunk)  # static size (XLA)
         part = tf.nest.map_structure(lambda t: tf.gather(t, positions), (*slot_data, slot_weights))
-        sums, norms, predictions = finish(*tf.vectorized_map(one_row, part))
+        sums, norms, predictions = pass_over(part)
         return positions[:, None], sums, norms, predictions
 
     def place(buffer, positions, values):
@@ -435,7 +476,7 @@ def private_gradients(model: keras.Model, data, privacy: PrivacyPlan):
 
     def one_row(row_x, row_y, row_weights):
         row_x, row_y, row_weights = tf.nest.map_structure(lambda t: t[None], (row_x, row_y, row_weights))
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, dense_gathers():
             row_predictions = model(row_x, training=True)
             loss = per_example_losses(model.loss, row_y, row_predictions, row_weights)[0]
             scaled = optimizer.get_scaled_loss(loss) if scaling else loss
@@ -470,9 +511,31 @@ def private_train_step(model: keras.Model, data, privacy: PrivacyPlan) -> dict:
         The model's metric results, as Keras' ``train_step`` returns them.
     """
     x, y, weights = keras.utils.unpack_x_y_sample_weight(data)
-    gradients, variables, predictions, _ = private_gradients(model, data, privacy)
+    gradients, variables, predictions, norms = private_gradients(model, data, privacy)
     loss = model.compute_loss(x, y, predictions, weights)
     model._validate_target_and_loss(y, loss)
     model.optimizer.apply_gradients(zip(gradients, variables))
     model.compiled_metrics.update_state(y, predictions, weights)
-    return model.get_metrics_result()
+    return {**model.get_metrics_result(), **clipping_statistics(norms, weights, privacy.clip)}
+
+
+def clipping_statistics(norms: tf.Tensor, weights, clip: float) -> dict[str, tf.Tensor]:
+    """How the clip bit on one batch's real rows (filler rows left out).
+
+    ``dp_clipped`` is the share of rows whose gradient norm exceeded ``C`` and ``dp_grad_norm``
+    their mean norm before clipping: with every row clipped (``dp_clipped`` 1.0 while
+    ``dp_grad_norm`` is many times ``C``) each row pushes equally however right it already is,
+    the loss turns linear and training learns little (see the README: set ``C`` near the
+    typical norm). Logged per step (the progress bar shows the epoch's running mean) and kept
+    in ``history.jsonl`` for the epoch's last batch.
+    """
+    norms = tf.cast(norms, tf.float32)
+    if weights is None:
+        real = tf.ones_like(norms)
+    else:
+        real = tf.cast(nonzero_rows(weights), tf.float32)
+    rows = tf.maximum(tf.reduce_sum(real), 1.0)
+    return {
+        "dp_clipped": tf.reduce_sum(real * tf.cast(norms > clip, tf.float32)) / rows,
+        "dp_grad_norm": tf.reduce_sum(real * norms) / rows,
+    }

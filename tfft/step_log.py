@@ -20,6 +20,9 @@ and writes the same scalars to ``logs/steps`` (TensorBoard shows it as the run `
 - ``tokens_per_second``: ``examples_per_second`` times the mean real (non-padding) tokens
   per training row, when the caller knows it (the data report counts them); absent
   otherwise.
+- ``dp_clipped``, ``dp_grad_norm`` (DP-SGD runs only): the share of the step's rows whose
+  gradient was clipped and their mean gradient norm before clipping
+  (:func:`tfft.privacy.clipping_statistics`), for choosing ``--dp-l2-clip``.
 
 A resumed run keeps the lines up to the step its backup restored and appends from there.
 :mod:`tfft.reports.training` reads the file (and draws ``training.png``) without TensorFlow.
@@ -42,6 +45,7 @@ logger = logging.getLogger(__name__)
 HISTORY_FILE = "history.jsonl"
 STEPS_LOG = "steps"  # below the run's logs/: TensorBoard's run name
 SCALARS = ("loss", "learning_rate", "examples_per_second", "tokens_per_second")
+DP_SCALARS = ("dp_clipped", "dp_grad_norm")  # tfft.privacy.clipping_statistics
 
 
 class StepLog(keras.callbacks.Callback):
@@ -145,10 +149,13 @@ class StepLog(keras.callbacks.Callback):
             line["examples_per_second"] = rows / seconds
             if self.tokens_per_example:
                 line["tokens_per_second"] = rows * self.tokens_per_example / seconds
+        for name in DP_SCALARS:  # DP-SGD: how the clip bit on this step's batch
+            if name in (logs or {}):
+                line[name] = _finite(float(logs[name]))
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")
         with self._writer.as_default(step=step):
-            for name in SCALARS:
+            for name in (*SCALARS, *DP_SCALARS):
                 if line.get(name) is not None:
                     tf.summary.scalar(name, line[name])
         self._writer.flush()

@@ -4,7 +4,9 @@ With a fixed batch size, a batch of 32 short rows and one of 32 long rows cost v
 different compute, and the coarse power-of-two buckets (:func:`tfft.preprocess.bucket_lengths`)
 plus the filler rows that keep the batch dimension fixed spend a large share of the token
 slots on padding. With a token budget, each training batch holds ``rows x padded length <= N``
-token slots instead: many short rows, or few long ones.
+token slots instead: many short rows, or few long ones. The budget reaches the task's
+training dataset as ``Batching(batch_tokens=N)`` (:class:`tfft.preprocess.Batching`), passed
+through ``Task.dataset`` like the batch size.
 
 **Buckets.** Rows are grouped by length into fine buckets (:func:`budget_lengths`): steps of
 2 tokens up to 16, of 4 up to 32, then multiples of 8 (so the padding of a row is at most
@@ -40,11 +42,9 @@ need fixed-size batches and refuse it (:func:`tfft.config.check_batch_tokens`).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,23 +54,25 @@ from tfft.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-_BUDGET: contextvars.ContextVar[int | None] = contextvars.ContextVar("tfft_batch_tokens", default=None)
 
+def check_budget_applies(task, budget: int | None, *, option: str, size_option: str) -> None:
+    """Refuse a token budget for a task that builds its own batches.
 
-@contextlib.contextmanager
-def token_budget(batch_tokens: int | None) -> Iterator[int | None]:
-    """Within this context, training datasets of token tasks are token-budget batches
-    (:func:`tfft.preprocess.bucketed_dataset` reads it); ``None`` leaves them fixed-size."""
-    token = _BUDGET.set(batch_tokens)
-    try:
-        yield batch_tokens
-    finally:
-        _BUDGET.reset(token)
+    Args:
+        task: the model's task object; its ``token_budget_batches`` says whether it takes one.
+        budget: the token budget asked for, or None (always accepted).
+        option, size_option: how the caller names the budget and the batch size in the error:
+            ``"--batch-tokens"`` and ``"--batch-size"`` for the command line,
+            ``"`batch_tokens`"`` and ``"`batch_size`"`` for :func:`tfft.make_dataset`.
 
-
-def active_budget() -> int | None:
-    """The token budget set by :func:`token_budget`, or None."""
-    return _BUDGET.get()
+    Raises:
+        ConfigError: ``budget`` is set and the task's batches are not token-budget batches.
+    """
+    if budget is not None and not task.token_budget_batches:
+        raise ConfigError(
+            f"{option} does not apply to task {task.name!r} (it builds its own batches); "
+            f"use {size_option}. Received: batch_tokens={budget!r}"
+        )
 
 
 def budget_lengths(max_length: int) -> list[int]:

@@ -203,8 +203,39 @@ class WordPieceGraphTokenizer(GraphTokenizer):
         return self.tokenize_words(texts).merge_dims(-2, -1)
 
 
+#: What Python's ``str.strip()`` strips (tfft's readers strip every text before tokenizing).
+_PYTHON_SPACE = (
+    r"[\t\n\x{b}\f\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
+#: Stands in for NUL while lower-casing: ``tf.strings.lower`` stops at a NUL character.
+_NUL_STAND_IN = "\U0010fffd"
+
+
+def strip_like_python(texts: tf.Tensor) -> tf.Tensor:
+    """``texts`` without the leading and trailing characters Python's ``str.strip()`` removes."""
+    return tf.strings.regex_replace(texts, f"^{_PYTHON_SPACE}+|{_PYTHON_SPACE}+$", "")
+
+
+#: A text whose normalized form ends in white space: one of the characters SentencePiece's
+#: nmt_nfkc rules map to a space, then only characters those rules delete (ASCII controls).
+#: Read off the Hugging Face ALBERT normalizer code point by code point; characters that
+#: become a space through NFKD and accent stripping (``´``, ``¨``, ...) are caught by
+#: testing the normalized text too.
+_ENDS_IN_SPACE = (
+    r"(?s).*[\t\n\f\r \x{a0}\x{1680}\x{2000}-\x{200c}\x{200e}\x{200f}\x{2028}\x{2029}\x{202f}"
+    r"\x{205f}\x{3000}\x{feff}][\x{1}-\x{8}\x{b}\x{e}-\x{1f}\x{7f}]*"
+)
+
+
 class SentencePieceGraphTokenizer(GraphTokenizer):
     """SentencePiece (ALBERT-style) with the Hugging Face preprocessing, via tensorflow-text.
+
+    The ids are those of tfft's Python path: the text stripped as Python strips it (tfft's
+    readers do), then Hugging Face's fast ALBERT tokenizer. That tokenizer, unlike
+    SentencePiece, keeps a final ``▁`` piece when the normalized text still ends in white
+    space (``"a \x03"``, ``"a´"``); the graph adds it too. tests/test_sentencepiece_graph.py
+    compares the two on generated text.
 
     Args:
         model_proto: the serialized SentencePiece model (``spiece.model``).
@@ -221,6 +252,7 @@ class SentencePieceGraphTokenizer(GraphTokenizer):
         self.keep_accents = keep_accents
         self.remove_space = remove_space
         self._tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+        self._space_id = int(self._tokenizer.string_to_id("\u2581").numpy())
 
     def normalize(self, texts: tf.Tensor) -> tf.Tensor:
         import tensorflow_text as text
@@ -232,11 +264,24 @@ class SentencePieceGraphTokenizer(GraphTokenizer):
             texts = text.normalize_utf8(texts, "NFKD")
             texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
         if self.lower_case:
+            texts = tf.strings.regex_replace(texts, "\x00", _NUL_STAND_IN)
             texts = tf.strings.lower(texts, encoding="utf-8")
+            texts = tf.strings.regex_replace(texts, _NUL_STAND_IN, "\x00")
         return texts
 
     def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        return self._tokenizer.tokenize(self.normalize(texts))
+        texts = strip_like_python(texts)
+        normalized = self.normalize(texts)
+        ids = self._tokenizer.tokenize(normalized)
+        # Ends in white space after normalization: the text itself ("a \x03") or through NFKD ("a´").
+        trailing = tf.strings.regex_full_match(texts, _ENDS_IN_SPACE) | tf.strings.regex_full_match(
+            normalized, _ENDS_IN_SPACE
+        )
+        space = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(tf.cast(trailing, tf.int64))], tf.constant(self._space_id, ids.dtype)),
+            tf.cast(trailing, tf.int64),
+        )
+        return tf.concat([ids, space], axis=1)
 
 
 class HubPreprocessorTokenizer(GraphTokenizer):

@@ -85,7 +85,13 @@ class CausalLMBackbone(Backbone):
         return self.model.config
 
     def describe(self) -> dict:
-        return {**super().describe(), "model_type": self.model.config.model_type, "positions": self.positions}
+        return {
+            **super().describe(),
+            "model_type": self.model.config.model_type,
+            "positions": self.positions,
+            "eos_id": self.eos_id,
+            "pad_id": self.pad_id,
+        }
 
 
 class Float32Scores:

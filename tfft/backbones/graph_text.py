@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfft.tokenization import HFTextEncoder
+from tfft.tokenization import HFTextEncoder, strip_like_python
 
 # The cleanup the Rust WordPiece decoder applies (tokenizers/src/decoders/wordpiece.rs), in order,
 # to each token on its own (with its leading space), not to the joined text: so "wasn ' t"
@@ -134,7 +134,8 @@ class SentencePieceGraphTokenizer(tf.Module):
         self._tokenizer = text.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
 
     def tokenize(self, texts):
-        return self._tokenizer.tokenize(texts)
+        # Stripped as tfft's readers strip source texts (SentencePiece alone keeps, e.g., U+0085).
+        return self._tokenizer.tokenize(strip_like_python(texts))
 
 
 def t5_style_sentencepiece(tokenizer) -> bytes | None:

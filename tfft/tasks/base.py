@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from tfft.config import RunConfig
     from tfft.exported import ExportedModel
     from tfft.model import ModelSpec
+    from tfft.preprocess import Batching
 
 
 class Task:
@@ -135,12 +136,21 @@ class Task:
         seed: int | None = None,
         labelled: bool = True,
         config: RunConfig | None = None,
+        batching: Batching | None = None,
     ) -> tf.data.Dataset:
-        """``(features, targets, sample_weight)`` batches (features alone when not labelled)."""
+        """``(features, targets, sample_weight)`` batches (features alone when not labelled).
+
+        ``batching`` (:class:`tfft.preprocess.Batching`) says how training batches are drawn
+        when not shuffled batches of ``batch_size`` rows: Poisson-sampled (DP-SGD) or within a
+        token budget; the task hands it to :func:`tfft.preprocess.bucketed_dataset` or
+        :func:`tfft.preprocess.text_dataset`, which build the training batches.
+        """
         raise NotImplementedError
 
     def make_dataset(self, model, texts, labels, text_pairs, **kwargs) -> tf.data.Dataset:
-        """:func:`tfft.make_dataset` for this task: Python lists in, batches out."""
+        """:func:`tfft.make_dataset` for this task: Python lists in, batches out (keywords
+        ``batch_size``, ``max_length``, ``training``, ``seed`` and ``batching``, as for
+        :meth:`dataset`)."""
         raise NotImplementedError
 
     def evaluate_model(self, model, examples, config: RunConfig) -> dict:
@@ -157,6 +167,11 @@ class Task:
 
     def predict_export(self, exported: ExportedModel, examples, batch_size: int = 64) -> Iterator[dict]:
         raise NotImplementedError
+
+    def predict_settings(self, config: RunConfig) -> dict:
+        """Settings that ``tfft predict`` options replace in an export's for one call (the
+        reading configuration, stored settings where not given); none by default."""
+        return {}
 
     def slice_inputs(self, exported: ExportedModel, examples, batch_size: int = 64):
         """``(targets, answers, metric)`` for slice reports (:mod:`tfft.reports.slices`):

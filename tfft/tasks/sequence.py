@@ -102,6 +102,7 @@ class SequenceTask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ) -> tf.data.Dataset:
         settings = model.tfft_spec.settings
         targets = weights = None
@@ -110,19 +111,40 @@ class SequenceTask(Task):
             if training and config is not None:
                 weights = self.sample_weights(settings, targets, config)
         return self._batches(
-            model, examples.texts, examples.pairs, targets, weights, batch_size, max_length, training, seed
+            model,
+            examples.texts,
+            examples.pairs,
+            targets,
+            weights,
+            batch_size,
+            max_length,
+            training,
+            seed,
+            batching,
         )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         targets = None if labels is None else self.targets_from_api(model.tfft_spec.settings, labels)
         if targets is not None and len(targets) != len(texts):
             raise DataError(f"`labels` has {len(targets)} entries for {len(texts)} texts.")
-        return self._batches(model, texts, text_pairs, targets, None, batch_size, max_length, training, seed)
+        return self._batches(
+            model, texts, text_pairs, targets, None, batch_size, max_length, training, seed, batching
+        )
 
     @staticmethod
-    def _batches(model, texts, pairs, targets, weights, batch_size, max_length, training, seed):
+    def _batches(model, texts, pairs, targets, weights, batch_size, max_length, training, seed, batching):
         spec = model.tfft_spec
         if spec.pair != (pairs is not None):
             need = "needs" if spec.pair else "takes no"
@@ -132,7 +154,14 @@ class SequenceTask(Task):
         encoder = spec.backbone.encoder
         if encoder is None:
             return text_dataset(
-                texts, pairs, targets, batch_size=batch_size, training=training, seed=seed, weights=weights
+                texts,
+                pairs,
+                targets,
+                batch_size=batch_size,
+                training=training,
+                seed=seed,
+                weights=weights,
+                batching=batching,
             )
         return token_dataset(
             encoder.encode(texts, pairs, max_length),
@@ -143,6 +172,7 @@ class SequenceTask(Task):
             training=training,
             seed=seed,
             weights=weights,
+            batching=batching,
         )
 
     # --- answers and metrics ----------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfft.errors import DataError
-from tfft.preprocess import bucket_lengths, bucketed_dataset, ragged_rows
+from tfft.preprocess import Batching, bucket_lengths, bucketed_dataset, ragged_rows
 
 
 def unescape(text: str) -> str:
@@ -146,9 +146,11 @@ def lm_batches(
     buckets: list[int],
     training: bool = False,
     seed: int | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """``({input_ids, attention_mask}, labels, weights)`` batches (features alone without labels),
-    bucketed and padded (padding weighs 0) by :func:`tfft.preprocess.bucketed_dataset`."""
+    bucketed and padded (padding weighs 0) by :func:`tfft.preprocess.bucketed_dataset`, training
+    batches drawn as ``batching`` says."""
     if not inputs:
         raise DataError("No tokens to make batches of.")
     columns = {"input_ids": ragged_rows(inputs)}
@@ -167,6 +169,7 @@ def lm_batches(
         lengths=[len(row) for row in inputs],
         training=training,
         seed=seed,
+        batching=batching,
     )
 
 
@@ -182,9 +185,11 @@ def examples_batches(
     training: bool = False,
     seed: int | None = None,
     labelled: bool = True,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """Batches of :class:`~tfft.tasks.causal_lm.data.LMExamples`: packed blocks of documents,
-    weighted prompt/response rows, or (unlabelled) prompts alone."""
+    weighted prompt/response rows, or (unlabelled) prompts alone; ``batching`` as for
+    :func:`lm_batches`."""
     template = settings.get("template")
     if not labelled or (examples.prompts and examples.responses is None):
         texts = [format_prompt(t, template) for t in examples.texts] if examples.prompts else examples.texts
@@ -204,6 +209,7 @@ def examples_batches(
             buckets=[block],
             training=training,
             seed=seed,
+            batching=batching,
         )
     inputs, labels, weights = prompt_response_rows(
         tokenizer,
@@ -224,4 +230,5 @@ def examples_batches(
         buckets=bucket_lengths(max_length),
         training=training,
         seed=seed,
+        batching=batching,
     )

@@ -51,7 +51,14 @@ class CausalLMOptions(TaskOptions):
         show_default=False,
         saved=True,
     )
-    max_new_tokens: int = option(32, "Most tokens generated.", check=positive, saved=True)
+    max_new_tokens: int = option(
+        32,
+        "Most tokens generated (tfft predict: keep the first N tokens of the export's generation, "
+        "N at most the export's own).",
+        check=positive,
+        saved=True,
+        commands=("predict",),
+    )
     do_sample: bool = option(
         False,
         "Sample the next token (default: greedy or beam search).",
@@ -68,9 +75,11 @@ class CausalLMOptions(TaskOptions):
     num_beams: int = option(1, "Beam size (1 = greedy).", check=positive, saved=True)
     stop: str | None = option(
         None,
-        'Stop strings separated by "|" (the generated text is cut at the first one), e.g. "\\n|###".',
+        'Stop strings separated by "|" (the generated text is cut at the first one), e.g. "\\n|###" '
+        "(tfft predict: replace the export's).",
         show_default=False,
         saved=True,
+        commands=("predict",),
     )
     sample_seed: int = option(
         0, "Sampling seed (the same seed gives the same samples).", check=non_negative, saved=True

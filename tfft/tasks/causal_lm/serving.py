@@ -1,8 +1,9 @@
 """The exported serving graph of ``--task causal-lm``: raw text (or token ids) in, generated text out.
 
 When the tokenizer is plain byte-level BPE (GPT-2's and kin), it runs in the graph
-(:class:`tfft.text.bpe.ByteLevelBPETokenizer`), and the export takes raw text. Its Python
-tokenizer still travels in ``assets.extra/tokenizer/`` (``tfft evaluate`` scores with it).
+(:class:`tfft.text.bpe.ByteLevelBPETokenizer`), and the export takes raw text; ``tfft predict``
+and ``tfft evaluate`` then need no Python tokenizer. It still travels in
+``assets.extra/tokenizer/`` for exports read by older tfft versions and for id clients.
 Signatures:
 
 - ``generate`` (also ``serving_default`` when the tokenizer runs in the graph): ``text``
@@ -18,6 +19,16 @@ Signatures:
 - ``score_ids``: ``input_ids``, ``attention_mask``, ``labels`` (right padded) ->
   ``token_nll`` (float32) and ``token_correct`` (int32), ``[batch, length]``: the loss,
   perplexity and next-token accuracy of ``tfft evaluate``.
+- ``tokenize`` (with the in-graph tokenizer only): ``text`` (tf.string ``[batch]``) ->
+  ``token_ids`` (with the tokenizer's special tokens) and ``bare_token_ids`` (without), int32
+  ``[batch, length]`` padded with -1, and ``token_count`` / ``bare_token_count`` (int32
+  ``[batch]``). ``tfft evaluate`` packs documents across rows and weights prompt/response
+  tokens in Python (:mod:`~tfft.tasks.causal_lm.batches`, the code training uses), so a
+  raw-text scoring signature would have to repeat that packing; it tokenizes here instead
+  and scores with ``score_ids``.
+- ``decode`` (with the in-graph tokenizer only): ``generated_ids`` (int32 ``[batch, length]``)
+  -> ``text`` (special tokens skipped, no stop cut): ``tfft predict --max-new-tokens / --stop``
+  decode a shortened or differently cut generation with it.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ class CausalLMServing(tf.Module):
         xla: compile generation with XLA; None tries it and falls back when it fails.
     """
 
-    #: ``tfft evaluate`` scores exports with the Python tokenizer: keep it in every export
+    #: exports without the ``tokenize`` signature (older tfft) and id clients need it: keep it
     ships_python_tokenizer = True
 
     def __init__(self, model, prompt_length: int, xla: bool | None = None):
@@ -146,6 +157,19 @@ class CausalLMServing(tf.Module):
             texts = tf.strings.regex_replace(texts, self.stop_pattern, r"\1", replace_global=False)
         return {"generated_text": texts, "generated_ids": generated}
 
+    def tokenize_text(self, text) -> dict:
+        """Token ids of raw texts, as the Python tokenizer gives them (``tfft evaluate`` packs and
+        weights them in Python, then scores with ``score_ids``): with the special tokens
+        (``token_ids``) and without (``bare_token_ids``), padded with -1, and their counts."""
+        bare = tf.cast(self.tokenizer.tokenize(text), tf.int32)
+        ids, _ = pack_segments(bare, None, self.template, 2**30)
+        return {
+            "token_ids": ids.to_tensor(-1),
+            "token_count": tf.cast(ids.row_lengths(), tf.int32),
+            "bare_token_ids": bare.to_tensor(-1),
+            "bare_token_count": tf.cast(bare.row_lengths(), tf.int32),
+        }
+
     def score(self, input_ids, attention_mask, labels) -> dict:
         logits = self.model({"input_ids": input_ids, "attention_mask": attention_mask}, training=False)
         nll, correct = token_nll_and_correct(labels, logits)
@@ -169,4 +193,12 @@ class CausalLMServing(tf.Module):
             text = tf.function(lambda text: self.from_text(text))
             signatures["generate"] = text.get_concrete_function(tf.TensorSpec([None], tf.string, name="text"))
             signatures["serving_default"] = signatures["generate"]
+            tokenize = tf.function(lambda text: self.tokenize_text(text))
+            signatures["tokenize"] = tokenize.get_concrete_function(
+                tf.TensorSpec([None], tf.string, name="text")
+            )
+            decode = tf.function(lambda generated_ids: {"text": self.tokenizer.detokenize(generated_ids)})
+            signatures["decode"] = decode.get_concrete_function(
+                tf.TensorSpec([None, None], tf.int32, name="generated_ids")
+            )
         return signatures

@@ -136,7 +136,18 @@ class CausalLMTask(Task):
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"), Perplexity()]
 
     # --- batches ----------------------------------------------------------------------------
-    def _batches(self, model, examples, *, batch_size, max_length, training=False, seed=None, labelled=True):
+    def _batches(
+        self,
+        model,
+        examples,
+        *,
+        batch_size,
+        max_length,
+        training=False,
+        seed=None,
+        labelled=True,
+        batching=None,
+    ):
         backbone = model.tfft_spec.backbone
         settings = model.tfft_spec.settings
         check_positions(
@@ -153,6 +164,7 @@ class CausalLMTask(Task):
             training=training,
             seed=seed,
             labelled=labelled,
+            batching=batching,
         )
 
     def dataset(
@@ -166,6 +178,7 @@ class CausalLMTask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ):
         return self._batches(
             model,
@@ -175,10 +188,21 @@ class CausalLMTask(Task):
             training=training,
             seed=seed,
             labelled=labelled,
+            batching=batching,
         )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         """Labelled batches: ``texts`` are documents (packed), or prompts with ``labels`` as responses."""
         if text_pairs is not None:
@@ -193,7 +217,13 @@ class CausalLMTask(Task):
             prompts=labels is not None,
         )
         return self._batches(
-            model, examples, batch_size=batch_size, max_length=max_length, training=training, seed=seed
+            model,
+            examples,
+            batch_size=batch_size,
+            max_length=max_length,
+            training=training,
+            seed=seed,
+            batching=batching,
         )
 
     # --- generation and metrics ---------------------------------------------------------------
@@ -268,21 +298,71 @@ class CausalLMTask(Task):
         return CausalLMServing(model, self.prompt_length(model.tfft_spec.settings, max_length))
 
     def _export_tokenizer(self, exported):
+        """``(tokenizer, eos_id, pad_id)`` for an export: its ``tokenize`` signature when the
+        tokenizer runs in the graph (no Python tokenizer loaded), else the Python tokenizer."""
+        backbone = exported.metadata.get("backbone") or {}
+        if "tokenize" in exported.loaded.signatures and "eos_id" in backbone:
+            tokenizer = ExportTokenizer(exported.loaded.signatures["tokenize"])
+            return tokenizer, int(backbone["eos_id"]), int(backbone["pad_id"])
         if exported.encoder is None:  # pragma: no cover - causal-lm exports always carry their tokenizer
             raise DataError(f"{exported.path}: the export has no tokenizer in assets.extra/tokenizer.")
         tokenizer = exported.encoder.tokenizer
         eos = tokenizer.eos_token_id
         return tokenizer, int(eos), int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
 
+    def predict_settings(self, config) -> dict:
+        """``tfft predict --max-new-tokens / --stop``: how much of the export's generation to
+        keep and where to cut it (the rest of generation is fixed at export time)."""
+        return {"max_new_tokens": config.task.max_new_tokens, "stop": config.task.stop}
+
+    def _kept_tokens(self, exported) -> int | None:
+        """How many generated tokens to keep (None: all), checked against the export's."""
+        exported_count = int(
+            self.generation_settings(exported.metadata.get("settings") or {})["max_new_tokens"]
+        )
+        count = int(self.generation_settings(exported.settings)["max_new_tokens"])
+        if count > exported_count:
+            raise ConfigError(
+                f"{exported.path} generates at most {exported_count} tokens (fixed at export time); "
+                f"--max-new-tokens can only keep fewer. Received: max_new_tokens={count}"
+            )
+        return None if count == exported_count else count
+
     def generate_export(self, exported, prompts: Sequence[str], batch_size: int = 64) -> list[str]:
-        """Generated text of an export for each prompt (tokenized and decoded in Python)."""
-        tokenizer, _, pad_id = self._export_tokenizer(exported)
-        settings = exported.settings
-        length = self.prompt_length(settings, exported.max_length)
+        """Generated text of an export for each prompt.
+
+        Through its raw-text ``generate`` signature when it has one (template, tokenizer,
+        decoding and stop strings in the graph; no Python tokenizer loaded), else tokenized and
+        decoded in Python around ``generate_ids``. The generation itself (greedy, sampling and
+        its seed, beams) is the one fixed at export time; ``exported.settings`` may keep fewer
+        tokens (``max_new_tokens``) or cut at other ``stop`` strings, which the raw-text path
+        honours with the export's ``decode`` signature (exports without it use the ids path).
+        """
+        settings, exported_settings = exported.settings, exported.metadata.get("settings") or {}
+        self._check_prompts(prompts, settings, "prompts", range(1, len(prompts) + 1))
+        keep = self._kept_tokens(exported)
+        recut = keep is not None or settings.get("stop") != exported_settings.get("stop")
+        signatures = exported.loaded.signatures
+        if "generate" in signatures and (not recut or "decode" in signatures):
+            texts: list[str] = []
+            for start in range(0, len(prompts), batch_size):
+                out = signatures["generate"](
+                    text=tf.constant(list(prompts[start : start + batch_size]), tf.string)
+                )
+                if not recut:
+                    texts.extend(t.decode("utf-8") for t in out["generated_text"].numpy())
+                    continue
+                decoded = signatures["decode"](generated_ids=out["generated_ids"][:, :keep])["text"]
+                stops = stop_strings(settings.get("stop"))
+                texts.extend(cut_at_stop(t.decode("utf-8"), stops) for t in decoded.numpy())
+            return texts
+        tokenizer = exported.encoder.tokenizer
+        pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        length = self.prompt_length(exported_settings or settings, exported.max_length)
         encoded = self.encode_prompts(tokenizer, settings, prompts, length)
         if any(len(row) == 0 for row in encoded):
             raise DataError("Every prompt needs at least one token; an empty prompt cannot be continued.")
-        function = exported.loaded.signatures["generate_ids"]
+        function = signatures["generate_ids"]
         outputs: list[str] = []
         for start in range(0, len(encoded), batch_size):
             rows = encoded[start : start + batch_size]
@@ -290,10 +370,13 @@ class CausalLMTask(Task):
             generated = function(input_ids=tf.constant(ids), attention_mask=tf.constant(mask))[
                 "generated_ids"
             ]
-            outputs.extend(self.decode(tokenizer, settings, generated.numpy()))
+            outputs.extend(self.decode(tokenizer, settings, generated.numpy()[:, :keep]))
         return outputs
 
     def evaluate_export(self, exported, examples, batch_size=64) -> dict:
+        """Loss, perplexity and token accuracy of an export: the data tokenized by its
+        ``tokenize`` signature (or the Python tokenizer of exports without one), packed and
+        weighted as in training, scored by ``score_ids``."""
         tokenizer, eos_id, pad_id = self._export_tokenizer(exported)
         function = exported.loaded.signatures["score_ids"]
         batches = examples_batches(
@@ -313,10 +396,42 @@ class CausalLMTask(Task):
             scores.add(out["token_nll"].numpy(), out["token_correct"].numpy(), weights.numpy())
         return {"examples": len(examples), **scores.result()}
 
+    @staticmethod
+    def _check_prompts(prompts, settings: dict, source: str, rows) -> None:
+        """An empty prompt (after the template) has no token to continue from."""
+        for prompt, row in zip(prompts, rows):
+            if not format_prompt(prompt, settings.get("template")):
+                raise DataError(
+                    f"{source}:{row}: the prompt is empty; every prompt needs at least one token to "
+                    f"continue. Received: {prompt!r}"
+                )
+
     def predict_export(self, exported, examples, batch_size=64) -> Iterator[dict]:
+        self._check_prompts(examples.texts, exported.settings, examples.source, examples.rows)
         generated = self.generate_export(exported, examples.texts, batch_size)
         for text, output in zip(examples.texts, generated):
             yield {"text": text, "generated_text": output}
+
+
+class ExportTokenizer:
+    """An export's ``tokenize`` signature called like a Hugging Face tokenizer:
+    ``tokenizer(texts, add_special_tokens=...)["input_ids"]`` (what
+    :mod:`~tfft.tasks.causal_lm.batches` needs), in chunks of ``chunk_size`` texts."""
+
+    def __init__(self, function, chunk_size: int = 256):
+        self.function = function
+        self.chunk_size = chunk_size
+
+    def __call__(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict:
+        ids_key, count_key = (
+            ("token_ids", "token_count") if add_special_tokens else ("bare_token_ids", "bare_token_count")
+        )
+        rows: list[list[int]] = []
+        for start in range(0, len(texts), self.chunk_size):
+            out = self.function(text=tf.constant(list(texts[start : start + self.chunk_size]), tf.string))
+            ids, counts = out[ids_key].numpy(), out[count_key].numpy()
+            rows.extend(row[:count].tolist() for row, count in zip(ids, counts))
+        return {"input_ids": rows}
 
 
 TASK = CausalLMTask()

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfft.preprocess import bucket_lengths, bucketed_dataset, ragged_rows
+from tfft.preprocess import Batching, bucket_lengths, bucketed_dataset, ragged_rows
 
 #: of the chosen tokens: below MASK_SHARE -> mask token, below MASK_SHARE + RANDOM_SHARE -> random token
 MASK_SHARE = 0.8
@@ -143,12 +143,14 @@ def masked_batches(
     max_length: int,
     training: bool = False,
     seed: int | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """``(features, labels, weights)`` batches of documents with whole-word masks (see the module docs).
 
     Training batches are shuffled, bucketed by length, filled up to ``batch_size`` rows (filler
-    rows have no words, so weight 0) and masked afresh every epoch; evaluation batches keep
-    the input order and the same masks every time.
+    rows have no words, so weight 0) and masked afresh every epoch (or drawn as ``batching``
+    says, :func:`tfft.preprocess.bucketed_dataset`); evaluation batches keep the input order
+    and the same masks every time.
     """
     ids, words, _ = word_rows(tokenizer, texts, max_length)
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
@@ -168,6 +170,7 @@ def masked_batches(
         lengths=[len(row) for row in ids],
         training=training,
         seed=seed,
+        batching=batching,
     )
     candidates = tf.constant(ordinary_ids(tokenizer))
     mask_id = int(tokenizer.mask_token_id)

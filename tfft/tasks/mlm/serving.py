@@ -68,6 +68,11 @@ class MaskedLMServing(tf.Module):
     def in_graph_tokenizer(self) -> bool:
         return self.tokenizer is not None
 
+    @property
+    def example_inputs(self) -> dict:
+        """The model card's example (``tfft.json``'s ``example``): a text with the real mask token."""
+        return {"text": f"a {self.mask_token} film"}
+
     def _logits(self, input_ids, attention_mask):
         features = {
             "input_ids": input_ids[:, : self.max_length],

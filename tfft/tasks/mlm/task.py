@@ -118,6 +118,7 @@ class MaskedLMTask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ):
         spec = model.tfft_spec
         return masked_batches(
@@ -128,17 +129,34 @@ class MaskedLMTask(Task):
             max_length=max_length,
             training=training,
             seed=seed,
+            batching=batching,
         )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         """Masked batches of documents (``labels`` and ``text_pairs`` do not apply)."""
         if labels is not None or text_pairs is not None:
             raise DataError("task='mlm' learns from the texts alone: give no `labels` or `text_pairs`.")
         examples = LMExamples(list(texts), None, "make_dataset", list(range(1, len(texts) + 1)))
         return self.dataset(
-            model, examples, batch_size=batch_size, max_length=max_length, training=training, seed=seed
+            model,
+            examples,
+            batch_size=batch_size,
+            max_length=max_length,
+            training=training,
+            seed=seed,
+            batching=batching,
         )
 
     # --- scores -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from tfft.data.conll import (
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
 from tfft.losses import token_loss
-from tfft.preprocess import ragged_rows, token_batches
+from tfft.preprocess import Batching, ragged_rows, token_batches
 from tfft.tasks.base import Task
 from tfft.tasks.ner.entities import entities
 from tfft.tasks.ner.metrics import EntityF1, class_weights, entity_metrics
@@ -48,11 +48,13 @@ def token_label_dataset(
     pad_id: int,
     training: bool = False,
     seed: int | None = None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
     """Batches of packed sentences with per-token labels and weights.
 
-    Like :func:`tfft.preprocess.token_dataset` (length buckets, fixed training batch size,
-    evaluation and prediction in input order), with one label and one weight per token.
+    Like :func:`tfft.preprocess.token_dataset` (length buckets, fixed training batch size or
+    as ``batching`` says, evaluation and prediction in input order), with one label and one
+    weight per token.
 
     Returns:
         ``(features, labels, weights)`` batches (int32 and float32 ``[batch, length]``
@@ -70,6 +72,7 @@ def token_label_dataset(
         pad_id=pad_id,
         training=training,
         seed=seed,
+        batching=batching,
     )
 
 
@@ -232,6 +235,7 @@ class NerTask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ) -> tf.data.Dataset:
         settings = model.tfft_spec.settings
         encoder = text_encoder(model)
@@ -256,10 +260,21 @@ class NerTask(Task):
             pad_id=encoder.template.pad_id,
             training=training,
             seed=seed,
+            batching=batching,
         )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         if text_pairs is not None:
             raise DataError("task='ner' tags single sentences; `text_pairs` does not apply.")
@@ -293,6 +308,7 @@ class NerTask(Task):
             training=training,
             seed=seed,
             labelled=labels is not None,
+            batching=batching,
         )
 
     def predict_model(self, model, examples, batch_size: int = 64, max_length: int = 128) -> list[dict]:

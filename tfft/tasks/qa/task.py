@@ -221,6 +221,7 @@ class QATask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ) -> tf.data.Dataset:
         encoder = model.tfft_spec.backbone.encoder
         prepared = prepare(
@@ -243,10 +244,21 @@ class QATask(Task):
             pad_id=encoder.template.pad_id,
             training=training,
             seed=seed,
+            batching=batching,
         )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         examples = self.examples_from_cli(list(texts), None if text_pairs is None else list(text_pairs))
         examples.source = "make_dataset"
@@ -266,6 +278,7 @@ class QATask(Task):
             training=training,
             seed=seed,
             labelled=labels is not None,
+            batching=batching,
         )
 
     def predict_model(

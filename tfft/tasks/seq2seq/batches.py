@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfft.preprocess import bucket_lengths, bucketed_dataset, ragged_rows
+from tfft.preprocess import Batching, bucket_lengths, bucketed_dataset, ragged_rows
 
 
 def encode_sources(model, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
@@ -81,8 +81,10 @@ def seq2seq_batches(
     max_length: int,
     training: bool,
     seed: int | None,
+    batching: Batching | None = None,
 ) -> tf.data.Dataset:
-    """``(features, labels, weights)`` batches, or features alone when ``targets`` is None."""
+    """``(features, labels, weights)`` batches, or features alone when ``targets`` is None;
+    ``batching`` draws the training batches as :func:`tfft.preprocess.bucketed_dataset` says."""
     spec = model.tfft_spec
     source_pad = spec.backbone.encoder.template.pad_id
     target_pad = int(model.hf.generation_config.pad_token_id)
@@ -125,4 +127,5 @@ def seq2seq_batches(
         training=training,
         seed=seed,
         to_buckets=pad_sides(source_buckets, bucket_lengths(max_target_length), source_pad, target_pad),
+        batching=batching,
     )

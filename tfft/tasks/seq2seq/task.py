@@ -146,14 +146,27 @@ class Seq2SeqTask(Task):
         seed=None,
         labelled=True,
         config=None,
+        batching=None,
     ) -> tf.data.Dataset:
         targets = examples.targets if labelled else None
         if labelled and targets is None:
             raise DataError(f"{examples.source}: no targets to train or evaluate on.")
-        return seq2seq_batches(model, examples.sources, targets, batch_size, max_length, training, seed)
+        return seq2seq_batches(
+            model, examples.sources, targets, batch_size, max_length, training, seed, batching
+        )
 
     def make_dataset(
-        self, model, texts, labels, text_pairs, *, batch_size=32, max_length=128, training=False, seed=None
+        self,
+        model,
+        texts,
+        labels,
+        text_pairs,
+        *,
+        batch_size=32,
+        max_length=128,
+        training=False,
+        seed=None,
+        batching=None,
     ) -> tf.data.Dataset:
         if text_pairs is not None:
             raise DataError(f"task={self.name!r} takes no `text_pairs`.")
@@ -167,6 +180,7 @@ class Seq2SeqTask(Task):
             max_length,
             training,
             seed,
+            batching,
         )
 
     # --- generation and metrics ---------------------------------------------------------------

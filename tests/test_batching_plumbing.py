@@ -1,0 +1,81 @@
+"""Every task hands ``batching`` (tfft.preprocess.Batching) down to the code that batches.
+
+The Poisson sampler of DP-SGD travels as an argument of ``Task.dataset`` /
+``Task.make_dataset``: a task that dropped it would silently train on shuffled batches (and
+the pipeline would then refuse ``--dp-sampling poisson`` for it). These tests build each
+task's training batches with a sampler and check that the sampler drew them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import write_tiny_gpt2_lm, write_tiny_t5
+
+import tfft
+from tfft.errors import ConfigError
+from tfft.preprocess import Batching, PoissonSampler
+
+TEXTS = ["the movie was good", "awful plot", "i love this film", "boring", "great fun", "bad movie"] * 4
+WORDS = [text.split() for text in TEXTS]
+
+
+def cases(tiny_bert_dir, folder):
+    """task -> (model, make_dataset arguments, training rows)."""
+    bert = str(tiny_bert_dir)
+    contexts = [f"{text} said the critic" for text in TEXTS]
+    answers = [{"text": ["the critic"], "answer_start": [len(text) + 6]} for text in TEXTS]
+    return {
+        "classify": (
+            lambda: tfft.build_model(hf_model=bert, label_names=["neg", "pos"]),
+            (TEXTS, ["pos", "neg"] * 12, None),
+        ),
+        "ner": (
+            lambda: tfft.build_model(hf_model=bert, task="ner", label_names=["O", "B-PER", "I-PER"]),
+            (WORDS, [["O"] * len(words) for words in WORDS], None),
+        ),
+        "qa": (lambda: tfft.build_model(hf_model=bert, task="qa", doc_stride=8), (TEXTS, answers, contexts)),
+        "mlm": (lambda: tfft.build_model(hf_model=bert, task="mlm"), (TEXTS, None, None)),
+        "summarize": (
+            lambda: tfft.build_model(hf_model=str(write_tiny_t5(folder / "t5")), task="summarize"),
+            (TEXTS, [text.split()[0] for text in TEXTS], None),
+        ),
+        "causal-lm": (
+            lambda: tfft.build_model(hf_model=str(write_tiny_gpt2_lm(folder / "gpt2")), task="causal-lm"),
+            (TEXTS, [text.split()[-1] for text in TEXTS], None),
+        ),
+    }
+
+
+@pytest.mark.parametrize("task", ["classify", "ner", "qa", "mlm", "summarize", "causal-lm"])
+def test_training_batches_are_drawn_by_the_sampler_handed_down(tiny_bert_dir, tmp_path, task):
+    build, (texts, labels, pairs) = cases(tiny_bert_dir, tmp_path)[task]
+    model = build()
+    sampler = PoissonSampler(batch_size=4, epochs=1, seed=0)
+    data = model.tfft_spec.task_object.make_dataset(
+        model,
+        texts,
+        labels,
+        pairs,
+        batch_size=4,
+        max_length=32,
+        training=True,
+        batching=Batching(sampler=sampler),
+    )
+    assert sampler.rows == len(texts)  # the sampler built the dataset (qa: one window per question here)
+    assert int(data.cardinality()) == sampler.steps_per_epoch == len(texts) // 4
+    for batch in data:
+        features = batch[0]
+        assert next(iter(features.values())).shape[0] == sampler.capacity
+    # Without it, the same call gives shuffled batches of batch_size rows.
+    plain = model.tfft_spec.task_object.make_dataset(
+        model, texts, labels, pairs, batch_size=4, max_length=32, training=True
+    )
+    assert {int(next(iter(b[0].values())).shape[0]) for b in plain} == {4}
+
+
+def test_a_sampler_and_a_token_budget_do_not_combine():
+    with pytest.raises(ConfigError, match=r"do not combine with a token budget.*batch_tokens=64"):
+        Batching(sampler=PoissonSampler(batch_size=4, epochs=1), batch_tokens=64)
+    assert Batching() == Batching(sampler=None, batch_tokens=None)
+    assert np.isfinite(PoissonSampler(batch_size=4, epochs=1).max_overflow)
