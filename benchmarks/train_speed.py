@@ -14,7 +14,8 @@ Each contender runs in its own subprocess, and repeats alternate between contend
 Contenders:
 
 - ``tfft``: tfft's public API with its defaults (length buckets 16/32/64/128 with a fixed
-  batch size, XLA on, float32 on CPU, AdamW with warm-up and linear decay).
+  batch size; the runtime tfft picks for the machine: on a CPU with bfloat16 support
+  mixed_bfloat16 and no XLA; AdamW with warm-up and linear decay).
 - ``tfft-budget``: the same with token-budget batches (``batch_tokens``, the CLI's
   ``--batch-tokens N``; XLA off, as the CLI does): ``--batch-tokens`` N, or by default the
   multiple of 32 whose batches hold closest to 32 rows on average on the rows trained on

@@ -14,6 +14,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+#: eight short labelled sentences: DP and other small classification tests
+REVIEWS = [
+    "the movie was good",
+    "awful plot",
+    "i love this film very much",
+    "boring",
+    "great actors and fun",
+    "bad movie",
+    "it was not good",
+    "hate it",
+]
+REVIEW_LABELS = ["pos", "neg", "pos", "neg", "pos", "neg", "neg", "neg"]
+
 WORDS = [
     "the",
     "movie",

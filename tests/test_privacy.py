@@ -7,10 +7,10 @@ import logging
 import subprocess
 import sys
 import textwrap
-import types
 
 import numpy as np
 import pytest
+from helpers import REVIEW_LABELS, REVIEWS
 
 import tfft
 from tfft.config import TrainConfig
@@ -26,17 +26,7 @@ from tfft.privacy import (
     report,
 )
 
-TEXTS = [
-    "the movie was good",
-    "awful plot",
-    "i love this film very much",
-    "boring",
-    "great actors and fun",
-    "bad movie",
-    "it was not good",
-    "hate it",
-]
-LABELS = ["pos", "neg", "pos", "neg", "pos", "neg", "neg", "neg"]
+TEXTS, LABELS = REVIEWS, REVIEW_LABELS
 
 
 def classifier(model_dir):
@@ -329,20 +319,17 @@ def test_clipping_statistics_count_real_rows_only():
 
 
 def test_a_clip_that_bites_every_row_is_warned_about(caplog):
-    from tfft.pipeline import _privacy_report
+    from tfft.privacy import report
 
-    history = types.SimpleNamespace(
-        optimizer_steps=4, history={"dp_clipped": [1.0, 1.0], "dp_grad_norm": [9.0, 3.5]}
-    )
-    with caplog.at_level(logging.WARNING, logger="tfft.pipeline"):
-        block = _privacy_report(plan(clip=0.1, sigma=1.0, batch_size=8), history)
+    with caplog.at_level(logging.WARNING, logger="tfft.privacy"):
+        block = report(plan(clip=0.1, sigma=1.0, batch_size=8), 4, {"dp_clipped": 1.0, "dp_grad_norm": 3.5})
     assert block["clipped_share_last_batch"] == 1.0 and block["mean_grad_norm_last_batch"] == 3.5
     assert "clipped every row" in caplog.text and "3.5" in caplog.text
     caplog.clear()
-    history.history = {"dp_clipped": [0.6], "dp_grad_norm": [0.5]}
-    with caplog.at_level(logging.WARNING, logger="tfft.pipeline"):
-        _privacy_report(plan(clip=0.1, sigma=1.0, batch_size=8), history)
-    assert "clipped every row" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="tfft.privacy"):
+        block = report(plan(clip=0.1, sigma=1.0, batch_size=8), 4, {"dp_clipped": 0.6, "dp_grad_norm": 0.5})
+    assert "clipped every row" not in caplog.text and block["clipped_share_last_batch"] == 0.6
+    assert "clipped_share_last_batch" not in report(plan(clip=0.1, sigma=1.0, batch_size=8), 4)
 
 
 def test_mixed_float16_unscales_and_clips_in_float32(no_dropout_bert):

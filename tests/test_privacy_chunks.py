@@ -17,22 +17,13 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REVIEW_LABELS, REVIEWS
 
 import tfft
 from tfft.keras import keras
 from tfft.privacy import PrivacyPlan, private_gradients
 
-TEXTS = [
-    "the movie was good",
-    "awful plot",
-    "i love this film very much",
-    "boring",
-    "great actors and fun",
-    "bad movie",
-    "it was not good",
-    "hate it",
-]
-LABELS = ["pos", "neg", "pos", "neg", "pos", "neg", "neg", "neg"]
+TEXTS, LABELS = REVIEWS, REVIEW_LABELS
 #: six real rows, filler rows between them (Poisson batches put them last; any order works)
 WEIGHTS = np.array([1, 0, 1, 1, 1, 0, 1, 1], np.float32)
 PLAN = PrivacyPlan(clip=0.05, noise_multiplier=0.0, batch_size=8, train_rows=64, delta=1e-3, planned_steps=8)

@@ -426,26 +426,9 @@ def privacy_plan(
 
 
 def _privacy_report(privacy, history) -> dict:
-    """The ``privacy`` block for the steps taken, logged, with how the clip bit in the last
-    epoch's last batch (:func:`tfft.privacy.clipping_statistics`); a warning when it clipped
-    every row of gradients many times larger than ``C``."""
+    """The ``privacy`` block for the steps taken (:func:`tfft.privacy.report`), logged."""
     steps = history.optimizer_steps
-    block = report(privacy, steps)
-    logs = {key: values[-1] for key, values in history.history.items() if values}
-    if "dp_clipped" in logs:
-        block["clipped_share_last_batch"] = float(logs["dp_clipped"])
-        block["mean_grad_norm_last_batch"] = float(logs["dp_grad_norm"])
-        if (
-            block["clipped_share_last_batch"] >= 0.99
-            and block["mean_grad_norm_last_batch"] >= 3 * privacy.clip
-        ):
-            logger.warning(
-                "DP-SGD: --dp-l2-clip %g clipped every row at the end of training (mean per-example "
-                "gradient norm %.3g): each row then pushes equally however right it is, which learns "
-                "poorly. Try a clip near the typical norm (README: Private fine-tuning).",
-                privacy.clip,
-                block["mean_grad_norm_last_batch"],
-            )
+    block = report(privacy, steps, {key: values[-1] for key, values in history.history.items() if values})
     shown = {
         key: "inf" if block[key] is None else f"{block[key]:.3f}" for key in ("epsilon_rdp", "epsilon_pld")
     }

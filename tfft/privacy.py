@@ -240,10 +240,13 @@ def plan(config: TrainConfig, train_rows: int, planned_steps: int, sampler=None)
     )
 
 
-def report(privacy: PrivacyPlan, steps: int) -> dict:
+def report(privacy: PrivacyPlan, steps: int, last_logs: dict | None = None) -> dict:
     """The ``privacy`` block of ``summary.json`` and the export: epsilons for ``steps`` steps taken.
 
-    An infinite epsilon (no noise) is written as None.
+    An infinite epsilon (no noise) is written as None. With ``last_logs`` (the training logs of
+    the last epoch: ``dp_clipped`` and ``dp_grad_norm`` of its last batch, from
+    :func:`clipping_statistics`) the block also says how the clip bit at the end of training,
+    and a warning is logged when it clipped every row of gradients many times larger than ``C``.
     """
     found = epsilons(privacy.noise_multiplier, privacy.sampling_rate, steps, privacy.delta)
 
@@ -253,7 +256,7 @@ def report(privacy: PrivacyPlan, steps: int) -> dict:
     with_overflow = privacy.delta
     if privacy.overflow > 0:
         with_overflow = privacy.delta + (1.0 + math.exp(min(found["rdp"], 700.0))) * privacy.overflow
-    return {
+    block = {
         "epsilon_rdp": finite(found["rdp"]),
         "epsilon_pld": finite(found["pld"]),
         "delta": privacy.delta,
@@ -270,6 +273,21 @@ def report(privacy: PrivacyPlan, steps: int) -> dict:
         "delta_with_overflow": with_overflow,
         "assumption": ASSUMPTIONS[privacy.sampling],
     }
+    if last_logs and "dp_clipped" in last_logs:
+        block["clipped_share_last_batch"] = float(last_logs["dp_clipped"])
+        block["mean_grad_norm_last_batch"] = float(last_logs["dp_grad_norm"])
+        if (
+            block["clipped_share_last_batch"] >= 0.99
+            and block["mean_grad_norm_last_batch"] >= 3 * privacy.clip
+        ):
+            logger.warning(
+                "DP-SGD: --dp-l2-clip %g clipped every row at the end of training (mean per-example "
+                "gradient norm %.3g): each row then pushes equally however right it is, which learns "
+                "poorly. Try a clip near the typical norm (README: Private fine-tuning).",
+                privacy.clip,
+                block["mean_grad_norm_last_batch"],
+            )
+    return block
 
 
 def count_rows(dataset: tf.data.Dataset) -> int:
@@ -526,8 +544,8 @@ def clipping_statistics(norms: tf.Tensor, weights, clip: float) -> dict[str, tf.
     their mean norm before clipping: with every row clipped (``dp_clipped`` 1.0 while
     ``dp_grad_norm`` is many times ``C``) each row pushes equally however right it already is,
     the loss turns linear and training learns little (see the README: set ``C`` near the
-    typical norm). Logged per step (the progress bar shows the epoch's running mean) and kept
-    in ``history.jsonl`` for the epoch's last batch.
+    typical norm). Logged per step (``history.jsonl``, TensorBoard; the progress bar shows the
+    epoch's running mean); an epoch's logs keep its last batch's values (:func:`report`).
     """
     norms = tf.cast(norms, tf.float32)
     if weights is None:

@@ -291,7 +291,7 @@ def fit(
         config: optimizer and loop settings.
             With ``config.learning_rate == "auto"`` a range test picks the rate first
             (:mod:`tfft.lr_range`; ``lr_range.json`` and ``.png`` in ``run_dir``; a resumed
-            run reuses its pick; 5e-5 when the curve gives none); ``history.learning_rate``
+            run reuses its pick; the fixed default when the curve gives none); ``history.learning_rate``
             is the peak rate used.
         run_dir: the run folder.
         steps_per_epoch: batches (optimizer updates) in one epoch (sets the schedule length).

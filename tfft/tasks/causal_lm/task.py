@@ -29,10 +29,8 @@ from tfft.backbones.causal_lm import (
 )
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.losses import WeightedMeanLoss, smoothed_token_crossentropy
 from tfft.model import ModelSpec
 from tfft.preprocess import bucket_lengths
-from tfft.tasks.base import Task
 from tfft.tasks.causal_lm.batches import examples_batches, format_prompt, tokenize
 from tfft.tasks.causal_lm.data import LMExamples, read_lm_examples
 from tfft.tasks.causal_lm.metrics import (
@@ -44,12 +42,14 @@ from tfft.tasks.causal_lm.metrics import (
 )
 from tfft.tasks.causal_lm.options import CausalLMOptions
 from tfft.tasks.causal_lm.serving import CausalLMServing
+from tfft.tasks.checkpoint import CheckpointTask
 
 
-class CausalLMTask(Task):
+class CausalLMTask(CheckpointTask):
     """Decoder-only language modelling: plain text or prompt/response pairs; generation."""
 
     name = "causal-lm"
+    options_class = CausalLMOptions
     default_monitor = "val_loss"
     headline = ("examples", "tokens", "loss", "perplexity", "token_accuracy")
 
@@ -74,14 +74,6 @@ class CausalLMTask(Task):
             raise ConfigError("--task causal-lm continues single prompts; --text-pair does not apply.")
         return LMExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)), prompts=True)
 
-    def settings_from_data(self, train, config) -> dict:
-        return {"labels": [], **config.task.saved()}
-
-    def settings_from_args(self, label_names, num_labels, options) -> dict:
-        if label_names is not None or num_labels is not None:
-            raise ConfigError("task='causal-lm' has no labels (label_names/num_labels).")
-        return {"labels": [], **CausalLMOptions.from_api(options, self.name).saved()}
-
     @staticmethod
     def generation_settings(settings: dict) -> dict:
         """The generation options of the model's settings (defaults for missing ones)."""
@@ -103,16 +95,16 @@ class CausalLMTask(Task):
         dropout,
     ):
         """A :class:`~tfft.backbones.causal_lm.CausalLMModel` (the checkpoint's own dropout applies)."""
-        if hub_url or hub_preprocess_url:
-            raise ConfigError("--task causal-lm needs a Hugging Face checkpoint (--hf-model), not --hub-url.")
-        if pair:
-            raise ConfigError("--task causal-lm reads one text; --text-pair-column does not apply.")
-        if backbone is None:
-            if not hf_model:
-                raise ConfigError("--task causal-lm needs --hf-model.")
-            backbone = load_causal_lm_backbone(hf_model, allow_pickle)
-        elif not isinstance(backbone, CausalLMBackbone):
-            raise ConfigError("--task causal-lm needs a causal-LM backbone (tfft.backbones.causal_lm).")
+        backbone = self.checkpoint_backbone(
+            hf_model=hf_model,
+            hub_url=hub_url,
+            hub_preprocess_url=hub_preprocess_url,
+            pair=pair,
+            backbone=backbone,
+            backbone_class=CausalLMBackbone,
+            kind="causal-LM",
+            load=lambda: load_causal_lm_backbone(hf_model, allow_pickle),
+        )
         if settings.get("block_size"):
             check_positions(backbone, int(settings["block_size"]), "block_size (--block-size)")
         new_tokens = int(self.generation_settings(settings)["max_new_tokens"])
@@ -128,45 +120,10 @@ class CausalLMTask(Task):
         )
         return model
 
-    def loss(self, spec):
-        """Token cross-entropy averaged over the weighted label tokens."""
-        return WeightedMeanLoss(smoothed_token_crossentropy(0.0), name="token_crossentropy")
-
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"), Perplexity()]
 
     # --- batches ----------------------------------------------------------------------------
-    def _batches(
-        self,
-        model,
-        examples,
-        *,
-        batch_size,
-        max_length,
-        training=False,
-        seed=None,
-        labelled=True,
-        batching=None,
-    ):
-        backbone = model.tfft_spec.backbone
-        settings = model.tfft_spec.settings
-        check_positions(
-            backbone, int(settings.get("block_size") or max_length), "the sequence length (--max-length)"
-        )
-        return examples_batches(
-            backbone.tokenizer,
-            examples,
-            eos_id=backbone.eos_id,
-            pad_id=backbone.pad_id,
-            settings=settings,
-            batch_size=batch_size,
-            max_length=max_length,
-            training=training,
-            seed=seed,
-            labelled=labelled,
-            batching=batching,
-        )
-
     def dataset(
         self,
         model,
@@ -180,9 +137,17 @@ class CausalLMTask(Task):
         config=None,
         batching=None,
     ):
-        return self._batches(
-            model,
+        backbone = model.tfft_spec.backbone
+        settings = model.tfft_spec.settings
+        check_positions(
+            backbone, int(settings.get("block_size") or max_length), "the sequence length (--max-length)"
+        )
+        return examples_batches(
+            backbone.tokenizer,
             examples,
+            eos_id=backbone.eos_id,
+            pad_id=backbone.pad_id,
+            settings=settings,
             batch_size=batch_size,
             max_length=max_length,
             training=training,
@@ -216,7 +181,7 @@ class CausalLMTask(Task):
             list(range(1, len(texts) + 1)),
             prompts=labels is not None,
         )
-        return self._batches(
+        return self.dataset(
             model,
             examples,
             batch_size=batch_size,
@@ -283,7 +248,7 @@ class CausalLMTask(Task):
     def score(self, model, examples, batch_size: int, max_length: int) -> dict:
         """``examples``, ``tokens``, ``loss``, ``perplexity`` and ``token_accuracy`` of an in-memory model."""
         scores = TokenScores()
-        for features, labels, weights in self._batches(
+        for features, labels, weights in self.dataset(
             model, examples, batch_size=batch_size, max_length=max_length
         ):
             nll, correct = token_nll_and_correct(labels, model(features, training=False))
@@ -304,6 +269,11 @@ class CausalLMTask(Task):
         if "tokenize" in exported.loaded.signatures and "eos_id" in backbone:
             tokenizer = ExportTokenizer(exported.loaded.signatures["tokenize"])
             return tokenizer, int(backbone["eos_id"]), int(backbone["pad_id"])
+        return self._python_tokenizer(exported)
+
+    @staticmethod
+    def _python_tokenizer(exported):
+        """``(tokenizer, eos_id, pad_id)`` from the Python tokenizer saved with an export."""
         if exported.encoder is None:  # pragma: no cover - causal-lm exports always carry their tokenizer
             raise DataError(f"{exported.path}: the export has no tokenizer in assets.extra/tokenizer.")
         tokenizer = exported.encoder.tokenizer
@@ -328,7 +298,15 @@ class CausalLMTask(Task):
             )
         return None if count == exported_count else count
 
-    def generate_export(self, exported, prompts: Sequence[str], batch_size: int = 64) -> list[str]:
+    def generate_export(
+        self,
+        exported,
+        prompts: Sequence[str],
+        batch_size: int = 64,
+        *,
+        source: str = "prompts",
+        rows: Sequence[int] | None = None,
+    ) -> list[str]:
         """Generated text of an export for each prompt.
 
         Through its raw-text ``generate`` signature when it has one (template, tokenizer,
@@ -337,9 +315,10 @@ class CausalLMTask(Task):
         its seed, beams) is the one fixed at export time; ``exported.settings`` may keep fewer
         tokens (``max_new_tokens``) or cut at other ``stop`` strings, which the raw-text path
         honours with the export's ``decode`` signature (exports without it use the ids path).
+        An empty prompt is refused, named as ``source:row`` (``rows`` default to 1, 2, ...).
         """
         settings, exported_settings = exported.settings, exported.metadata.get("settings") or {}
-        self._check_prompts(prompts, settings, "prompts", range(1, len(prompts) + 1))
+        self._check_prompts(prompts, settings, source, range(1, len(prompts) + 1) if rows is None else rows)
         keep = self._kept_tokens(exported)
         recut = keep is not None or settings.get("stop") != exported_settings.get("stop")
         signatures = exported.loaded.signatures
@@ -356,8 +335,7 @@ class CausalLMTask(Task):
                 stops = stop_strings(settings.get("stop"))
                 texts.extend(cut_at_stop(t.decode("utf-8"), stops) for t in decoded.numpy())
             return texts
-        tokenizer = exported.encoder.tokenizer
-        pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        tokenizer, _, pad_id = self._python_tokenizer(exported)
         length = self.prompt_length(exported_settings or settings, exported.max_length)
         encoded = self.encode_prompts(tokenizer, settings, prompts, length)
         if any(len(row) == 0 for row in encoded):
@@ -407,8 +385,9 @@ class CausalLMTask(Task):
                 )
 
     def predict_export(self, exported, examples, batch_size=64) -> Iterator[dict]:
-        self._check_prompts(examples.texts, exported.settings, examples.source, examples.rows)
-        generated = self.generate_export(exported, examples.texts, batch_size)
+        generated = self.generate_export(
+            exported, examples.texts, batch_size, source=examples.source, rows=examples.rows
+        )
         for text, output in zip(examples.texts, generated):
             yield {"text": text, "generated_text": output}
 

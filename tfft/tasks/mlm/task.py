@@ -20,20 +20,20 @@ import tensorflow as tf
 from tfft.backbones.masked_lm import MaskedLMBackbone, MaskedLMModel, load_masked_lm_backbone
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.losses import WeightedMeanLoss, smoothed_token_crossentropy
 from tfft.model import ModelSpec
-from tfft.tasks.base import Task
 from tfft.tasks.causal_lm.data import LMExamples, read_lm_examples
 from tfft.tasks.causal_lm.metrics import Perplexity, TokenScores, token_nll_and_correct
+from tfft.tasks.checkpoint import CheckpointTask
 from tfft.tasks.mlm.masking import masked_batches
 from tfft.tasks.mlm.options import MaskedLMOptions
 from tfft.tasks.mlm.serving import MaskedLMServing
 
 
-class MaskedLMTask(Task):
+class MaskedLMTask(CheckpointTask):
     """Continued masked-LM pretraining of an encoder on unlabelled text."""
 
     name = "mlm"
+    options_class = MaskedLMOptions
     default_monitor = "val_loss"
     headline = ("examples", "tokens", "loss", "perplexity", "token_accuracy")
 
@@ -57,14 +57,6 @@ class MaskedLMTask(Task):
             raise ConfigError("--task mlm reads single texts; --text-pair does not apply.")
         return LMExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)), prompts=True)
 
-    def settings_from_data(self, train, config) -> dict:
-        return {"labels": [], **config.task.saved()}
-
-    def settings_from_args(self, label_names, num_labels, options) -> dict:
-        if label_names is not None or num_labels is not None:
-            raise ConfigError("task='mlm' has no labels (label_names/num_labels).")
-        return {"labels": [], **MaskedLMOptions.from_api(options, self.name).saved()}
-
     # --- model ----------------------------------------------------------------------------
     def build(
         self,
@@ -80,24 +72,20 @@ class MaskedLMTask(Task):
         dropout,
     ):
         """A :class:`~tfft.backbones.masked_lm.MaskedLMModel` (the checkpoint's own dropout applies)."""
-        if hub_url or hub_preprocess_url:
-            raise ConfigError("--task mlm needs a Hugging Face checkpoint (--hf-model), not --hub-url.")
-        if pair:
-            raise ConfigError("--task mlm reads one text; --text-pair-column does not apply.")
-        if backbone is None:
-            if not hf_model:
-                raise ConfigError("--task mlm needs --hf-model.")
-            backbone = load_masked_lm_backbone(hf_model, allow_pickle)
-        elif not isinstance(backbone, MaskedLMBackbone):
-            raise ConfigError("--task mlm needs a masked-LM backbone (tfft.backbones.masked_lm).")
+        backbone = self.checkpoint_backbone(
+            hf_model=hf_model,
+            hub_url=hub_url,
+            hub_preprocess_url=hub_preprocess_url,
+            pair=pair,
+            backbone=backbone,
+            backbone_class=MaskedLMBackbone,
+            kind="masked-LM",
+            load=lambda: load_masked_lm_backbone(hf_model, allow_pickle),
+        )
         model = MaskedLMModel(backbone, name="tfft_mlm")
         model.build_weights()
         model.tfft_spec = ModelSpec(self.name, (), False, "none", backbone, dict(settings))
         return model
-
-    def loss(self, spec):
-        """Token cross-entropy averaged over the masked tokens."""
-        return WeightedMeanLoss(smoothed_token_crossentropy(0.0), name="token_crossentropy")
 
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"), Perplexity()]

@@ -35,21 +35,22 @@ from tfft.backbones.seq2seq import Seq2SeqBackbone, Seq2SeqModel, generate_ids_b
 from tfft.data.parallel import PairExamples, read_pairs
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.losses import WeightedMeanLoss, smoothed_token_crossentropy
 from tfft.model import ModelSpec
 from tfft.preprocess import bucket_lengths
-from tfft.tasks.base import Task
+from tfft.tasks.checkpoint import CheckpointTask
 from tfft.tasks.seq2seq.batches import encode_sources, encode_targets, seq2seq_batches
 from tfft.tasks.seq2seq.metrics import ROUGE_KINDS, bleu_metrics, rouge_metrics
 from tfft.tasks.seq2seq.options import Seq2SeqOptions
 from tfft.tasks.seq2seq.serving import Seq2SeqServing
 
 
-class Seq2SeqTask(Task):
+class Seq2SeqTask(CheckpointTask):
     """A task whose answers are generated text (``summarize``, ``translate``)."""
 
     default_monitor = "val_loss"
     token_level = False
+    options_class = Seq2SeqOptions
+    reads = "one source text"
     token_budget_batches = True
 
     # --- data ---------------------------------------------------------------------------
@@ -76,14 +77,6 @@ class Seq2SeqTask(Task):
             raise ConfigError(f"--task {self.name} reads single texts; --text-pair does not apply.")
         return PairExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)))
 
-    def settings_from_data(self, train, config) -> dict:
-        return {"labels": [], **config.task.saved()}
-
-    def settings_from_args(self, label_names, num_labels, options) -> dict:
-        if label_names is not None or num_labels is not None:
-            raise ConfigError(f"task={self.name!r} has no labels (label_names/num_labels).")
-        return {"labels": [], **Seq2SeqOptions.from_api(options, self.name).saved()}
-
     # --- model ----------------------------------------------------------------------------
     def build(
         self,
@@ -99,29 +92,20 @@ class Seq2SeqTask(Task):
         dropout,
     ):
         """A :class:`~tfft.backbones.seq2seq.Seq2SeqModel` (the checkpoints' own dropout applies)."""
-        if hub_url or hub_preprocess_url:
-            raise ConfigError(
-                f"--task {self.name} needs a Hugging Face checkpoint (--hf-model), not --hub-url."
-            )
-        if pair:
-            raise ConfigError(f"--task {self.name} reads one source text; --text-pair-column does not apply.")
-        if backbone is None:
-            if not hf_model:
-                raise ConfigError(f"--task {self.name} needs --hf-model.")
-            backbone = load_seq2seq_backbone(hf_model, settings.get("decoder_model"), allow_pickle)
-        elif not isinstance(backbone, Seq2SeqBackbone):
-            raise ConfigError(f"--task {self.name} needs a seq2seq backbone (tfft.backbones.seq2seq).")
+        backbone = self.checkpoint_backbone(
+            hf_model=hf_model,
+            hub_url=hub_url,
+            hub_preprocess_url=hub_preprocess_url,
+            pair=pair,
+            backbone=backbone,
+            backbone_class=Seq2SeqBackbone,
+            kind="seq2seq",
+            load=lambda: load_seq2seq_backbone(hf_model, settings.get("decoder_model"), allow_pickle),
+        )
         model = Seq2SeqModel(backbone, name=f"tfft_{self.name}")
         model.build_weights()
         model.tfft_spec = ModelSpec(self.name, (), False, "none", backbone, dict(settings))
         return model
-
-    def loss(self, spec):
-        """Token cross-entropy averaged over real target tokens, with optional label smoothing."""
-        return WeightedMeanLoss(
-            smoothed_token_crossentropy(float(spec.settings.get("label_smoothing", 0.0))),
-            name="token_crossentropy",
-        )
 
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
