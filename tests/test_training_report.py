@@ -80,9 +80,10 @@ def test_history_loss_is_exact_per_window(run_dir):
 
 
 def test_history_learning_rate_follows_the_schedule(run_dir):
+    from tfft.config import LEARNING_RATE
     from tfft.train import WarmupLinearDecay
 
-    schedule = WarmupLinearDecay(5e-5, total_steps=16, warmup_steps=round(0.1 * 16))
+    schedule = WarmupLinearDecay(LEARNING_RATE, total_steps=16, warmup_steps=round(0.1 * 16))
     for record in read_history(run_dir):
         # the rate of the update that made this step
         assert record["learning_rate"] == pytest.approx(float(schedule(record["step"] - 1)), rel=1e-5)
