@@ -29,7 +29,6 @@ from tfft.backbones.causal_lm import (
 )
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.model import ModelSpec
 from tfft.preprocess import bucket_lengths
 from tfft.tasks.causal_lm.batches import examples_batches, format_prompt, tokenize
 from tfft.tasks.causal_lm.data import LMExamples, read_lm_examples
@@ -50,6 +49,8 @@ class CausalLMTask(CheckpointTask):
 
     name = "causal-lm"
     options_class = CausalLMOptions
+    backbone_class = CausalLMBackbone
+    backbone_kind = "causal-LM"
     default_monitor = "val_loss"
     headline = ("examples", "tokens", "loss", "perplexity", "token_accuracy")
 
@@ -81,30 +82,12 @@ class CausalLMTask(CheckpointTask):
         return {name: settings.get(name, getattr(defaults, name)) for name in GENERATION_KEYS}
 
     # --- model ----------------------------------------------------------------------------
-    def build(
-        self,
-        *,
-        hf_model,
-        hub_url,
-        hub_preprocess_url,
-        allow_pickle,
-        backbone,
-        settings,
-        pair,
-        pooling,
-        dropout,
-    ):
-        """A :class:`~tfft.backbones.causal_lm.CausalLMModel` (the checkpoint's own dropout applies)."""
-        backbone = self.checkpoint_backbone(
-            hf_model=hf_model,
-            hub_url=hub_url,
-            hub_preprocess_url=hub_preprocess_url,
-            pair=pair,
-            backbone=backbone,
-            backbone_class=CausalLMBackbone,
-            kind="causal-LM",
-            load=lambda: load_causal_lm_backbone(hf_model, allow_pickle),
-        )
+    def load_backbone(self, hf_model, allow_pickle, settings):
+        return load_causal_lm_backbone(hf_model, allow_pickle)
+
+    def checkpoint_model(self, backbone, settings):
+        """A :class:`~tfft.backbones.causal_lm.CausalLMModel`, once the block size and
+        ``max_new_tokens`` fit the model's positions."""
         if settings.get("block_size"):
             check_positions(backbone, int(settings["block_size"]), "block_size (--block-size)")
         new_tokens = int(self.generation_settings(settings)["max_new_tokens"])
@@ -113,12 +96,10 @@ class CausalLMTask(CheckpointTask):
                 f"max_new_tokens must leave room for a prompt in the model's {backbone.positions} positions. "
                 f"Received: max_new_tokens={new_tokens}"
             )
-        model = CausalLMModel(backbone, name="tfft_causal_lm")
-        model.build_weights()
-        model.tfft_spec = ModelSpec(
-            self.name, (), False, "none", backbone, {**settings, "positions": backbone.positions}
-        )
-        return model
+        return CausalLMModel(backbone, name="tfft_causal_lm")
+
+    def model_settings(self, backbone, settings):
+        return {**settings, "positions": backbone.positions}
 
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"), Perplexity()]

@@ -20,7 +20,6 @@ import tensorflow as tf
 from tfft.backbones.masked_lm import MaskedLMBackbone, MaskedLMModel, load_masked_lm_backbone
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.model import ModelSpec
 from tfft.tasks.causal_lm.data import LMExamples, read_lm_examples
 from tfft.tasks.causal_lm.metrics import Perplexity, TokenScores, token_nll_and_correct
 from tfft.tasks.checkpoint import CheckpointTask
@@ -34,6 +33,8 @@ class MaskedLMTask(CheckpointTask):
 
     name = "mlm"
     options_class = MaskedLMOptions
+    backbone_class = MaskedLMBackbone
+    backbone_kind = "masked-LM"
     default_monitor = "val_loss"
     headline = ("examples", "tokens", "loss", "perplexity", "token_accuracy")
 
@@ -58,34 +59,12 @@ class MaskedLMTask(CheckpointTask):
         return LMExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)), prompts=True)
 
     # --- model ----------------------------------------------------------------------------
-    def build(
-        self,
-        *,
-        hf_model,
-        hub_url,
-        hub_preprocess_url,
-        allow_pickle,
-        backbone,
-        settings,
-        pair,
-        pooling,
-        dropout,
-    ):
-        """A :class:`~tfft.backbones.masked_lm.MaskedLMModel` (the checkpoint's own dropout applies)."""
-        backbone = self.checkpoint_backbone(
-            hf_model=hf_model,
-            hub_url=hub_url,
-            hub_preprocess_url=hub_preprocess_url,
-            pair=pair,
-            backbone=backbone,
-            backbone_class=MaskedLMBackbone,
-            kind="masked-LM",
-            load=lambda: load_masked_lm_backbone(hf_model, allow_pickle),
-        )
-        model = MaskedLMModel(backbone, name="tfft_mlm")
-        model.build_weights()
-        model.tfft_spec = ModelSpec(self.name, (), False, "none", backbone, dict(settings))
-        return model
+    def load_backbone(self, hf_model, allow_pickle, settings):
+        return load_masked_lm_backbone(hf_model, allow_pickle)
+
+    def checkpoint_model(self, backbone, settings):
+        """A :class:`~tfft.backbones.masked_lm.MaskedLMModel`."""
+        return MaskedLMModel(backbone, name="tfft_mlm")
 
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"), Perplexity()]

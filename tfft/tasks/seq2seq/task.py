@@ -35,7 +35,6 @@ from tfft.backbones.seq2seq import Seq2SeqBackbone, Seq2SeqModel, generate_ids_b
 from tfft.data.parallel import PairExamples, read_pairs
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.model import ModelSpec
 from tfft.preprocess import bucket_lengths
 from tfft.tasks.checkpoint import CheckpointTask
 from tfft.tasks.seq2seq.batches import encode_sources, encode_targets, seq2seq_batches
@@ -50,6 +49,8 @@ class Seq2SeqTask(CheckpointTask):
     default_monitor = "val_loss"
     token_level = False
     options_class = Seq2SeqOptions
+    backbone_class = Seq2SeqBackbone
+    backbone_kind = "seq2seq"
     reads = "one source text"
     token_budget_batches = True
 
@@ -78,34 +79,12 @@ class Seq2SeqTask(CheckpointTask):
         return PairExamples(list(texts), None, "--text", list(range(1, len(texts) + 1)))
 
     # --- model ----------------------------------------------------------------------------
-    def build(
-        self,
-        *,
-        hf_model,
-        hub_url,
-        hub_preprocess_url,
-        allow_pickle,
-        backbone,
-        settings,
-        pair,
-        pooling,
-        dropout,
-    ):
-        """A :class:`~tfft.backbones.seq2seq.Seq2SeqModel` (the checkpoints' own dropout applies)."""
-        backbone = self.checkpoint_backbone(
-            hf_model=hf_model,
-            hub_url=hub_url,
-            hub_preprocess_url=hub_preprocess_url,
-            pair=pair,
-            backbone=backbone,
-            backbone_class=Seq2SeqBackbone,
-            kind="seq2seq",
-            load=lambda: load_seq2seq_backbone(hf_model, settings.get("decoder_model"), allow_pickle),
-        )
-        model = Seq2SeqModel(backbone, name=f"tfft_{self.name}")
-        model.build_weights()
-        model.tfft_spec = ModelSpec(self.name, (), False, "none", backbone, dict(settings))
-        return model
+    def load_backbone(self, hf_model, allow_pickle, settings):
+        return load_seq2seq_backbone(hf_model, settings.get("decoder_model"), allow_pickle)
+
+    def checkpoint_model(self, backbone, settings):
+        """A :class:`~tfft.backbones.seq2seq.Seq2SeqModel`."""
+        return Seq2SeqModel(backbone, name=f"tfft_{self.name}")
 
     def train_metrics(self, spec) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
