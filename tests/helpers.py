@@ -68,8 +68,14 @@ def tiny_vocab() -> list[str]:
 
 
 def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16, layers: int = 2) -> Path:
-    """A tiny random BERT-family TF checkpoint with a WordPiece tokenizer, saved like a real one."""
+    """A tiny random BERT-family TF checkpoint with a WordPiece tokenizer, saved like a real one.
+
+    Its random weights are seeded: the tests that train it see the same start in every run.
+    """
+    import tensorflow as tf
     import transformers
+
+    tf.random.set_seed(0)
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
