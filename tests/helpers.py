@@ -72,10 +72,11 @@ def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16,
 
     Its random weights are seeded: the tests that train it see the same start in every run.
     """
-    import tensorflow as tf
     import transformers
 
-    tf.random.set_seed(0)
+    from tfft.keras import keras
+
+    keras.utils.set_random_seed(0)  # Python, NumPy and TensorFlow: Keras' unseeded initializers draw from all
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
