@@ -67,16 +67,19 @@ def tiny_vocab() -> list[str]:
     )
 
 
-def write_tiny_bert(folder: Path, *, model_type: str = "bert", hidden: int = 16, layers: int = 2) -> Path:
+def write_tiny_bert(
+    folder: Path, *, model_type: str = "bert", hidden: int = 16, layers: int = 2, seed: int = 0
+) -> Path:
     """A tiny random BERT-family TF checkpoint with a WordPiece tokenizer, saved like a real one.
 
-    Its random weights are seeded: the tests that train it see the same start in every run.
+    Its random weights are seeded (``seed``): the tests that train it see the same start in
+    every run, and two checkpoints written with the same arguments are the same.
     """
     import transformers
 
     from tfft.keras import keras
 
-    keras.utils.set_random_seed(0)  # Python, NumPy and TensorFlow: Keras' unseeded initializers draw from all
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow: unseeded initializers draw from all
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()

@@ -162,7 +162,7 @@ def test_adapters_for_another_rank_targets_or_labels_are_refused(adapters_only, 
 
 
 def test_adapters_for_another_base_checkpoint_are_refused(adapters_only, tmp_path):
-    other = write_tiny_bert(tmp_path / "other_bert")  # same shapes, other random weights
+    other = write_tiny_bert(tmp_path / "other_bert", seed=1)  # same shapes, other random weights
     folder = recorded_elsewhere(adapters_only, tmp_path, lambda c: c["model"].update(hf_model=str(other)))
     done = invoke("evaluate", "--adapters", folder, "--data", folder / "missing.tsv")
     assert done.exit_code == 1

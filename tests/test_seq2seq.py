@@ -245,8 +245,8 @@ def test_xla_falls_back_to_graph_mode(trained_bert2bert, monkeypatch, caplog):
     expected = task.generate(model, ENGLISH[:2], batch_size=2, max_length=16, xla=False)
     original = seq2seq_models.Seq2SeqModel.generator
 
-    def no_xla(self, *, xla, **kwargs):
-        function = original(self, xla=False, **kwargs)
+    def no_xla(self, settings, xla):
+        function = original(self, settings, xla=False)
         if not xla:
             return function
 
@@ -261,6 +261,53 @@ def test_xla_falls_back_to_graph_mode(trained_bert2bert, monkeypatch, caplog):
     assert "without XLA" in caplog.text
     with pytest.raises(tf.errors.InvalidArgumentError):
         task.generate(model, ENGLISH[:2], batch_size=2, max_length=16, xla=True)
+
+
+def _new_tokens(model, texts, **settings) -> list[list[int]]:
+    """The ids generated for ``texts`` (the start token dropped, cut before the end token)."""
+    from tfft.backbones.seq2seq import generate_ids_batched
+    from tfft.tasks.seq2seq.batches import encode_sources
+    from tfft.tasks.seq2seq.options import generation_settings
+
+    spec = model.tfft_spec
+    rows = generate_ids_batched(
+        model,
+        encode_sources(model, texts, 16),
+        pad_id=spec.backbone.encoder.template.pad_id,
+        buckets=[8, 16],
+        batch_size=len(texts),
+        settings=generation_settings({**spec.settings, **settings}),
+        xla=False,
+    )
+    end = model.hf.generation_config.eos_token_id
+    cut = []
+    for row in rows:
+        new = [int(i) for i in row[1:]]
+        cut.append(new[: new.index(end)] if end in new else new)
+    return cut
+
+
+def test_minimum_length_and_repetition_penalty_steer_generation(trained_bert2bert, tmp_path):
+    model = trained_bert2bert
+    greedy = _new_tokens(model, ENGLISH)
+    shortest = min(len(row) for row in greedy)
+    assert shortest < 6, greedy  # so that a minimum of 6 changes something
+    longer = _new_tokens(model, ENGLISH, min_new_tokens=6)
+    assert min(len(row) for row in longer) >= 6, longer
+    repeated = [row for row in longer if len(set(row)) < len(row)]
+    assert repeated, longer  # so that the penalty has something to remove
+    penalized = _new_tokens(model, ENGLISH, min_new_tokens=6, repetition_penalty=1e6)
+    assert all(len(set(row)) == len(row) for row in penalized), penalized
+    # The settings travel with the export, which generates the same text.
+    task, spec = model.tfft_spec.task_object, model.tfft_spec
+    steered = dict(spec.settings, min_new_tokens=6, repetition_penalty=1e6)
+    model.tfft_spec = type(spec)(spec.task, spec.label_names, spec.pair, spec.pooling, spec.backbone, steered)
+    try:
+        python = task.generate(model, ENGLISH, batch_size=4, max_length=16)
+        path = tfft.export_saved_model(model, tmp_path / "steered", max_length=16)
+    finally:
+        model.tfft_spec = spec
+    assert [row["generated_text"] for row in predict_rows(path, ENGLISH)] == python
 
 
 def test_metrics_are_bleu_and_rouge():

@@ -14,8 +14,9 @@ Two ways to get one:
 :class:`Seq2SeqModel` is a plain tf_keras model around the Hugging Face one: features
 ``{input_ids, attention_mask, decoder_input_ids, decoder_attention_mask}`` in, float32
 logits ``[batch, target length, target vocabulary]`` out (teacher forcing), so ``fit``,
-checkpoints, strategies and XLA work as for the other tasks. :meth:`Seq2SeqModel.generate`
-runs Hugging Face's TF generation (greedy or beam search), compiled with XLA where it can.
+checkpoints, strategies and XLA work as for the other tasks. :meth:`Seq2SeqModel.generate_ids`
+runs Hugging Face's TF generation (greedy or beam search, with a minimum length and a
+repetition penalty when asked), compiled with XLA where it can.
 The in-graph tokenizers and detokenizers of seq2seq exports are in :mod:`tfft.backbones.graph_text`.
 """
 
@@ -305,34 +306,39 @@ class Seq2SeqModel(keras.Model):
     def decoder_start_token_id(self) -> int:
         return int(self.hf.generation_config.decoder_start_token_id)
 
-    def generate_ids(
-        self,
-        input_ids: tf.Tensor,
-        attention_mask: tf.Tensor,
-        *,
-        max_new_tokens: int,
-        num_beams: int = 1,
-        length_penalty: float = 1.0,
-    ) -> tf.Tensor:
-        """Generated ids ``[batch, length]`` (start token first); traceable inside a tf.function."""
-        kwargs = {"max_new_tokens": int(max_new_tokens), "num_beams": int(num_beams), "do_sample": False}
+    def generate_ids(self, input_ids: tf.Tensor, attention_mask: tf.Tensor, **settings) -> tf.Tensor:
+        """Generated ids ``[batch, length]`` (start token first); traceable inside a tf.function.
+
+        ``settings``: ``max_new_tokens`` (required), ``num_beams`` (1: greedy), ``length_penalty``
+        (beam search only), ``min_new_tokens`` and ``repetition_penalty`` (1: none), as the
+        summarize / translate options name them.
+        """
+        num_beams = int(settings.get("num_beams", 1))
+        kwargs = {
+            "max_new_tokens": int(settings["max_new_tokens"]),
+            "num_beams": num_beams,
+            "do_sample": False,
+        }
         if num_beams > 1:
-            kwargs["length_penalty"] = float(length_penalty)
+            kwargs["length_penalty"] = float(settings.get("length_penalty", 1.0))
+        min_new_tokens = int(settings.get("min_new_tokens", 0))
+        if min_new_tokens:
+            # Hugging Face's TF generation counts the decoder's start token in min_length.
+            kwargs["min_length"] = min_new_tokens + 1
+        repetition_penalty = float(settings.get("repetition_penalty", 1.0))
+        if repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = repetition_penalty
         return self.hf.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
-    def generator(self, *, max_new_tokens: int, num_beams: int, length_penalty: float, xla: bool):
-        """A (cached) tf.function that generates; ``xla`` compiles it (fixed shapes recompile rarely)."""
-        key = (max_new_tokens, num_beams, length_penalty, xla)
+    def generator(self, settings: dict, xla: bool):
+        """A (cached) tf.function generating with ``settings`` (as :meth:`generate_ids` takes
+        them); ``xla`` compiles it (fixed shapes recompile rarely)."""
+        key = (*sorted(settings.items()), xla)
         if key not in self._generators:
+            fixed = dict(settings)
 
             def generate(input_ids, attention_mask):
-                return self.generate_ids(
-                    input_ids,
-                    attention_mask,
-                    max_new_tokens=max_new_tokens,
-                    num_beams=num_beams,
-                    length_penalty=length_penalty,
-                )
+                return self.generate_ids(input_ids, attention_mask, **fixed)
 
             self._generators[key] = tf.function(generate, jit_compile=xla, reduce_retracing=False)
         return self._generators[key]
@@ -345,15 +351,14 @@ def generate_ids_batched(
     pad_id: int,
     buckets: list[int],
     batch_size: int,
-    max_new_tokens: int,
-    num_beams: int,
-    length_penalty: float,
+    settings: dict,
     xla: bool | None = None,
 ) -> list[np.ndarray]:
     """Generate for unpadded source ids, in fixed-shape batches (XLA sees few shapes).
 
     Sources are sorted by length, padded to the next bucket length, and every batch has
-    ``batch_size`` rows (the last one is filled with copies that are thrown away). With
+    ``batch_size`` rows (the last one is filled with copies that are thrown away);
+    ``settings``: as :meth:`Seq2SeqModel.generate_ids` takes them. With
     ``xla`` None, XLA is tried first and generation falls back to plain graph mode when it
     fails to compile.
 
@@ -362,7 +367,6 @@ def generate_ids_batched(
     """
     order = np.argsort([len(row) for row in encoded], kind="stable")
     results: list[np.ndarray | None] = [None] * len(encoded)
-    settings = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "length_penalty": length_penalty}
     use_xla = True if xla is None else xla
     bounds = np.asarray(buckets)
     for start in range(0, len(order), batch_size):
@@ -377,7 +381,7 @@ def generate_ids_batched(
             ids[r, : len(row)] = row
             mask[r, : len(row)] = 1
         try:
-            output = model.generator(**settings, xla=use_xla)(tf.constant(ids), tf.constant(mask))
+            output = model.generator(settings, xla=use_xla)(tf.constant(ids), tf.constant(mask))
         except (tf.errors.OpError, ValueError, NotImplementedError) as error:
             if not use_xla or xla is not None:
                 raise
@@ -385,7 +389,7 @@ def generate_ids_batched(
                 "XLA generation failed (%s); generating without XLA.", str(error).splitlines()[0][:200]
             )
             use_xla = False
-            output = model.generator(**settings, xla=False)(tf.constant(ids), tf.constant(mask))
+            output = model.generator(settings, xla=False)(tf.constant(ids), tf.constant(mask))
         output = output.numpy()
         for r, index in enumerate(chosen):
             results[index] = output[r]

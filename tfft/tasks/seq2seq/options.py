@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from tfft.options import TaskOptions, fraction, option, positive
+from tfft.options import TaskOptions, fraction, non_negative, option, positive
 
 READ = ("evaluate", "predict")
+GENERATION_KEYS = ("max_new_tokens", "num_beams", "length_penalty", "min_new_tokens", "repetition_penalty")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +24,20 @@ class Seq2SeqOptions(TaskOptions):
     max_target_length: int = option(128, "Longest target, in tokens.", check=positive, saved=True)
     num_beams: int = option(1, "Beam size (1 = greedy).", check=positive, saved=True)
     max_new_tokens: int = option(64, "Most tokens generated.", check=positive, saved=True)
-    length_penalty: float = option(1.0, "Beam search length penalty.", saved=True)
+    length_penalty: float = option(
+        1.0,
+        "Beam search length penalty (the score is divided by length**penalty; above 0 favours longer).",
+        saved=True,
+    )
+    min_new_tokens: int = option(
+        0, "Fewest tokens generated before the end token (0: no minimum).", check=non_negative, saved=True
+    )
+    repetition_penalty: float = option(
+        1.0,
+        "Above 1: tokens already generated become less likely (CTRL's penalty; 1: off).",
+        check=positive,
+        saved=True,
+    )
     label_smoothing: float = option(
         0.0,
         "Share of each target token's probability spread over the vocabulary in the training loss.",
@@ -40,3 +54,10 @@ class Seq2SeqOptions(TaskOptions):
 
 
 OPTIONS = Seq2SeqOptions
+
+
+def generation_settings(settings: dict) -> dict:
+    """The generation settings (:data:`GENERATION_KEYS`) of a model's
+    saved ``settings``; models saved before a setting existed get its default."""
+    defaults = Seq2SeqOptions()
+    return {name: settings.get(name, getattr(defaults, name)) for name in GENERATION_KEYS}

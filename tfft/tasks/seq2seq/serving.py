@@ -5,7 +5,7 @@ source prefix added in the graph) and return ``generated_text`` when both vocabu
 run in the graph (WordPiece; SentencePiece whose ids are the model's, as T5's) and
 reproduce the Python tokenizers on :data:`PROBE_TEXTS`. Otherwise ``serving_default`` is
 ``generate_ids``: ``input_ids``, ``attention_mask`` (int32 ``[batch, length]``) in,
-``generated_ids`` out. Generation settings (beams, length) are fixed at export time.
+``generated_ids`` out. Generation settings (beams, lengths, penalties) are fixed at export time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfft.backbones.graph_text import graph_detokenizer, graph_source_tokenizer
 from tfft.errors import ExportError
 from tfft.preprocess import bucket_lengths
+from tfft.tasks.seq2seq.options import generation_settings
 from tfft.tokenization import pack_segments
 
 logger = logging.getLogger(__name__)
@@ -63,11 +64,7 @@ class Seq2SeqServing(tf.Module):
                 "graph (only WordPiece, T5-style SentencePiece and byte-level BPE can); tfft cannot "
                 "export it."
             )
-        self.generation = {
-            "max_new_tokens": int(settings["max_new_tokens"]),
-            "num_beams": int(settings["num_beams"]),
-            "length_penalty": float(settings["length_penalty"]),
-        }
+        self.generation = generation_settings(settings)
         self.xla = self._xla_works() if xla is None else xla
 
     def _graph_matches_python(self, backbone) -> bool:
@@ -96,7 +93,7 @@ class Seq2SeqServing(tf.Module):
 
     def _generate(self, input_ids, attention_mask, xla: bool | None = None):
         use_xla = self.xla if xla is None else xla
-        return self.model.generator(**self.generation, xla=use_xla)(input_ids, attention_mask)
+        return self.model.generator(self.generation, xla=use_xla)(input_ids, attention_mask)
 
     def _xla_works(self) -> bool:
         """Try the XLA-compiled generation once; fall back to plain graph mode when it fails."""

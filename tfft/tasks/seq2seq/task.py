@@ -13,7 +13,8 @@ cross-entropy over real target tokens (padding and filler rows weigh 0;
 ``--label-smoothing`` spreads a share of each target over the vocabulary).
 
 Generation is Hugging Face's TF ``generate`` (greedy, or beam search with ``--num-beams``
-and ``--length-penalty``; at most ``--max-new-tokens``), compiled with XLA on fixed padded
+and ``--length-penalty``; at least ``--min-new-tokens`` and at most ``--max-new-tokens``;
+``--repetition-penalty`` above 1 makes tokens already written less likely), compiled with XLA on fixed padded
 shapes, and without XLA when it does not compile. Final metrics are computed on the
 generated text (:mod:`tfft.tasks.seq2seq.metrics`): sacreBLEU for ``translate`` (0-100),
 ROUGE-1/2/L F1 (rouge-score, with stemming; 0-1) for ``summarize``.
@@ -31,7 +32,12 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfft.backbones.seq2seq import Seq2SeqBackbone, Seq2SeqModel, generate_ids_batched, load_seq2seq_backbone
+from tfft.backbones.seq2seq import (
+    Seq2SeqBackbone,
+    Seq2SeqModel,
+    generate_ids_batched,
+    load_seq2seq_backbone,
+)
 from tfft.data.parallel import PairExamples, read_pairs
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
@@ -39,7 +45,7 @@ from tfft.preprocess import bucket_lengths
 from tfft.tasks.checkpoint import CheckpointTask
 from tfft.tasks.seq2seq.batches import encode_sources, encode_targets, seq2seq_batches
 from tfft.tasks.seq2seq.metrics import ROUGE_KINDS, bleu_metrics, rouge_metrics
-from tfft.tasks.seq2seq.options import Seq2SeqOptions
+from tfft.tasks.seq2seq.options import Seq2SeqOptions, generation_settings
 from tfft.tasks.seq2seq.serving import Seq2SeqServing
 
 
@@ -168,9 +174,7 @@ class Seq2SeqTask(CheckpointTask):
             pad_id=spec.backbone.encoder.template.pad_id,
             buckets=bucket_lengths(max_length),
             batch_size=batch_size,
-            max_new_tokens=int(settings["max_new_tokens"]),
-            num_beams=int(settings["num_beams"]),
-            length_penalty=float(settings["length_penalty"]),
+            settings=generation_settings(settings),
             xla=xla,
         )
         return spec.backbone.target_tokenizer.batch_decode(ids, skip_special_tokens=True)
