@@ -310,6 +310,75 @@ def test_minimum_length_and_repetition_penalty_steer_generation(trained_bert2ber
     assert [row["generated_text"] for row in predict_rows(path, ENGLISH)] == python
 
 
+def test_traced_generation_equals_eager_generation(trained_bert2bert):
+    """Hugging Face's traced generation pads the cache; a BERT decoder once took wrong positions
+    and attended to the empty cache slots there (greedy output repeated itself), while eager
+    generation was right."""
+    model = trained_bert2bert
+    tokenizer = model.tfft_spec.backbone.encoder.tokenizer
+    for length in (8, 16):
+        encoded = tokenizer(ENGLISH, padding="max_length", max_length=length, return_tensors="np")
+        ids, mask = (tf.constant(encoded[name], tf.int32) for name in ("input_ids", "attention_mask"))
+        eager = model.generate_ids(ids, mask, max_new_tokens=8).numpy()
+        traced = model.generator({"max_new_tokens": 8}, xla=False)(ids, mask).numpy()
+        # Traced generation always writes max_new_tokens (padding after the end token).
+        np.testing.assert_array_equal(traced[:, : eager.shape[1]], eager)
+        assert (traced[:, eager.shape[1] :] == model.hf.generation_config.pad_token_id).all()
+
+
+@pytest.fixture(scope="module")
+def copying_bert2bert(bert2bert_dirs):
+    """A BERT2BERT with a copy head, fitted to write each source's first three words."""
+    encoder, _ = bert2bert_dirs
+    keras.utils.set_random_seed(0)
+    model = tfft.build_model(hf_model=str(encoder), task="summarize", copy_attention=True, max_new_tokens=8)
+    targets = [" ".join(text.split()[:3]) for text in ENGLISH]
+    data = tfft.make_dataset(
+        model, ENGLISH * 4, targets * 4, batch_size=8, max_length=16, training=True, seed=0
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=tfft.loss_for(model), jit_compile=False)
+    model.fit(data, epochs=30, verbose=0)
+    return model, targets
+
+
+def test_copy_head_mixes_probabilities_copies_and_exports(copying_bert2bert, tmp_path):
+    from tfft.backbones.bert2bert import CopyEncoderDecoder
+
+    model, targets = copying_bert2bert
+    assert isinstance(model.hf, CopyEncoderDecoder) and model.tfft_spec.settings["copy_attention"]
+    batch = next(iter(tfft.make_dataset(model, ENGLISH, targets, batch_size=6, max_length=16)))[0]
+    log_p = model(batch)
+    # The logits are log-probabilities of the write/copy mixture: they sum to 1 per position.
+    np.testing.assert_allclose(tf.reduce_logsumexp(log_p, -1).numpy(), 0.0, atol=1e-4)
+    # Shut the gate (copy only): all the mass lies on the source's tokens.
+    gate = model.hf.copy_gate
+    kernel, bias = gate.get_weights()
+    try:
+        gate.set_weights([np.zeros_like(kernel), np.full_like(bias, -30.0)])
+        copied = tf.exp(model(batch)).numpy()
+    finally:
+        gate.set_weights([kernel, bias])
+    ids, mask = batch["input_ids"].numpy(), batch["attention_mask"].numpy()
+    for row in range(len(ids)):
+        on_source = copied[row][:, sorted(set(ids[row][mask[row] == 1]))].sum(-1)
+        np.testing.assert_allclose(on_source, 1.0, atol=1e-4)
+    task = model.tfft_spec.task_object
+    generated = task.generate(model, ENGLISH, batch_size=4, max_length=16)
+    assert generated == targets
+    path = tfft.export_saved_model(model, tmp_path / "copy", max_length=16)
+    assert [row["generated_text"] for row in predict_rows(path, ENGLISH)] == generated
+
+
+def test_copy_head_needs_one_vocabulary_and_an_encoder_checkpoint(bert2bert_dirs, tmp_path):
+    encoder, german = bert2bert_dirs
+    with pytest.raises(ConfigError, match="one vocabulary"):
+        tfft.build_model(
+            hf_model=str(encoder), task="summarize", decoder_model=str(german), copy_attention=True
+        )
+    with pytest.raises(ConfigError, match="--copy-attention is for encoder checkpoints"):
+        tfft.build_model(hf_model=str(write_tiny_t5(tmp_path / "t5")), task="summarize", copy_attention=True)
+
+
 def test_metrics_are_bleu_and_rouge():
     bleu = get_task("translate").metrics(["der Film war gut"], ["der Film war gut"])
     assert bleu["bleu"] == pytest.approx(100.0) and "tok:13a" in bleu["bleu_signature"]

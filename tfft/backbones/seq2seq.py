@@ -86,7 +86,7 @@ def _target_ids(tokenizer, names: tuple[str, ...]) -> list[int]:
 
 
 def load_seq2seq_backbone(
-    hf_model: str, decoder_model: str | None = None, allow_pickle: bool = False
+    hf_model: str, decoder_model: str | None = None, allow_pickle: bool = False, copy: bool = False
 ) -> Seq2SeqBackbone:
     """Load an encoder-decoder checkpoint, or build BERT2BERT from encoder checkpoints.
 
@@ -95,10 +95,12 @@ def load_seq2seq_backbone(
         decoder_model: for an encoder checkpoint, the encoder checkpoint that initializes the
             decoder (its vocabulary is the target vocabulary); default ``hf_model``.
         allow_pickle: as for :func:`tfft.load_backbone`.
+        copy: BERT2BERT with a copy head (:mod:`tfft.backbones.bert2bert`).
 
     Raises:
         BackboneError: the checkpoints cannot be loaded or combined.
-        ConfigError: ``decoder_model`` with a checkpoint that is already an encoder-decoder.
+        ConfigError: ``decoder_model`` or ``copy`` with a checkpoint that is already an
+            encoder-decoder; ``copy`` with two vocabularies.
     """
     from transformers import AutoConfig
 
@@ -108,13 +110,14 @@ def load_seq2seq_backbone(
     except (OSError, ValueError) as error:
         raise BackboneError(f"{path / 'config.json'} cannot be read: {error}") from None
     if getattr(config, "is_encoder_decoder", False):
-        if decoder_model:
-            raise ConfigError(
-                f"--decoder-model is for encoder checkpoints; {hf_model} is already an encoder-decoder "
-                f"({config.model_type})."
-            )
+        for given, option in ((decoder_model, "--decoder-model"), (copy, "--copy-attention")):
+            if given:
+                raise ConfigError(
+                    f"{option} is for encoder checkpoints (BERT2BERT); {hf_model} is already an "
+                    f"encoder-decoder ({config.model_type})."
+                )
         return _load_auto_seq2seq(path, hf_model, allow_pickle)
-    return _build_encoder_decoder(path, hf_model, decoder_model, allow_pickle)
+    return _build_encoder_decoder(path, hf_model, decoder_model, allow_pickle, copy)
 
 
 # Weights a seq2seq checkpoint may lack: BART-family output biases start at zero.
@@ -157,10 +160,11 @@ def _mixed_precision_fixes(model) -> None:
 
 
 def _build_encoder_decoder(
-    path: Path, name: str, decoder_model: str | None, allow_pickle: bool
+    path: Path, name: str, decoder_model: str | None, allow_pickle: bool, copy: bool = False
 ) -> Seq2SeqBackbone:
-    """BERT2BERT: encoder from ``path``, decoder warm-started from ``decoder_model``."""
-    from transformers import AutoConfig, TFAutoModelForCausalLM, TFEncoderDecoderModel
+    """BERT2BERT: encoder from ``path``, decoder warm-started from ``decoder_model`` (with a
+    copy head when ``copy``)."""
+    from transformers import AutoConfig, TFAutoModelForCausalLM
 
     encoder, source_tokenizer = load_hf_tf_model(path, allow_pickle=allow_pickle)
     decoder_path = resolve_hf_source(decoder_model) if decoder_model else path
@@ -188,9 +192,16 @@ def _build_encoder_decoder(
         raise BackboneError(
             f"{decoder_path}: the decoder tokenizer needs start ([CLS]/<s>), end ([SEP]/</s>) and pad tokens."
         )
+    if copy and target_tokenizer.get_vocab() != source_tokenizer.get_vocab():
+        raise ConfigError(
+            f"--copy-attention copies source tokens into the target, so both sides need one vocabulary; "
+            f"{decoder_path} (the decoder) has another vocabulary than {path}."
+        )
     _freeze_pooler(encoder)
     _dynamic_batch_generation(decoder)
-    model = TFEncoderDecoderModel(encoder=encoder, decoder=decoder)
+    from tfft.backbones.bert2bert import CopyEncoderDecoder, EncoderDecoder
+
+    model = (CopyEncoderDecoder if copy else EncoderDecoder)(encoder=encoder, decoder=decoder)
     model.config.decoder_start_token_id = start
     model.config.eos_token_id = end
     model.config.pad_token_id = target_tokenizer.pad_token_id
@@ -279,10 +290,18 @@ class Seq2SeqModel(keras.Model):
     def get_config(self) -> dict:
         return {"name": self.name}
 
+    def _source_mask(self, input_ids, attention_mask):
+        """The attention mask the Hugging Face model takes: a copy head reads the source ids in it."""
+        if getattr(self.hf, "copies_source", False):
+            from tfft.backbones.bert2bert import id_mask
+
+            return id_mask(input_ids, attention_mask)
+        return attention_mask
+
     def call(self, features, training=False):
         outputs = self.hf(
             input_ids=features["input_ids"],
-            attention_mask=features["attention_mask"],
+            attention_mask=self._source_mask(features["input_ids"], features["attention_mask"]),
             decoder_input_ids=features["decoder_input_ids"],
             decoder_attention_mask=features["decoder_attention_mask"],
             training=training,
@@ -328,7 +347,8 @@ class Seq2SeqModel(keras.Model):
         repetition_penalty = float(settings.get("repetition_penalty", 1.0))
         if repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = repetition_penalty
-        return self.hf.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        mask = self._source_mask(input_ids, attention_mask)
+        return self.hf.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
 
     def generator(self, settings: dict, xla: bool):
         """A (cached) tf.function generating with ``settings`` (as :meth:`generate_ids` takes

@@ -44,6 +44,12 @@ class Seq2SeqOptions(TaskOptions):
         check=fraction,
         saved=True,
     )
+    copy_attention: bool = option(
+        False,
+        "BERT2BERT: a pointer-generator head that may copy source tokens into the output (one "
+        "vocabulary on both sides).",
+        saved=True,
+    )
     decoder_model: str | None = option(
         None,
         "With an encoder --hf-model: the encoder checkpoint that warm-starts the decoder (its "

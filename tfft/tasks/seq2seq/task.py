@@ -86,7 +86,9 @@ class Seq2SeqTask(CheckpointTask):
 
     # --- model ----------------------------------------------------------------------------
     def load_backbone(self, hf_model, allow_pickle, settings):
-        return load_seq2seq_backbone(hf_model, settings.get("decoder_model"), allow_pickle)
+        return load_seq2seq_backbone(
+            hf_model, settings.get("decoder_model"), allow_pickle, copy=bool(settings.get("copy_attention"))
+        )
 
     def checkpoint_model(self, backbone, settings):
         """A :class:`~tfft.backbones.seq2seq.Seq2SeqModel`."""
