@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--min-new-tokens", type=int, default=0)
     parser.add_argument("--repetition-penalty", type=float, default=1.0)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument(
+        "--copy-attention", action="store_true", help="bert2bert: a copy (pointer-generator) head"
+    )
     args = recipes.apply_recipe_defaults(parser.parse_args(), RECIPE_DEFAULTS)
 
     from tfft.config import load_config
@@ -175,6 +178,7 @@ def main() -> None:
             "task.min_new_tokens": args.min_new_tokens,
             "task.repetition_penalty": args.repetition_penalty,
             "task.label_smoothing": args.label_smoothing,
+            "task.copy_attention": args.copy_attention,
         }
     )
     if args.recipe == "marian":
@@ -224,6 +228,7 @@ def main() -> None:
         "min_new_tokens": args.min_new_tokens,
         "repetition_penalty": args.repetition_penalty,
         "label_smoothing": args.label_smoothing,
+        "copy_attention": args.copy_attention,
         "fit_minutes": round(fit_minutes, 1),
         "evaluate_seconds": round(evaluate_seconds),
         "export_path": str(result.export_path),
