@@ -12,20 +12,31 @@ Two recipes:
   layers, hidden 384) warm-starts the encoder *and* the decoder (tfft adds causal
   self-attention and new cross-attention layers; ``--decoder-layers N`` below 6 warm-starts
   a decoder of MiniLM's first N layers instead). Both sides share MiniLM's English WordPiece
-  vocabulary, so the decoder can copy the article's words. The command line does the same as::
+  vocabulary, so a copy (pointer-generator) head (``--copy-attention``, on by default here)
+  lets the decoder copy the article's words. The command line does the same as::
 
       tfft fit --task summarize --hf-model MINILM --source-file train.article \\
           --target-file train.title --eval valid.article,valid.title --max-length 64 \\
-          --max-target-length 24 --max-new-tokens 24 --epochs 1 --batch-size 16 \\
-          --learning-rate 2e-4 --warmup-ratio 0.05 --export-dir saved_models/gigaword
+          --max-target-length 24 --max-new-tokens 24 --epochs 2 --batch-size 16 \\
+          --learning-rate 3e-4 --warmup-ratio 0.05 --label-smoothing 0.1 --copy-attention \\
+          --export-dir saved_models/gigaword
       tfft evaluate saved_models/gigaword --data valid.article,valid.title
+
+  Measured (2026-12-01, 29 min of fit, evaluation and export beside a test run): val token
+  accuracy 0.417, 0.447 by epoch; through ``tfft evaluate`` on the export, all 1,000 valid
+  pairs, greedy: **R1 0.3953, R2 0.1657, RL 0.3730** (7.3 words per headline; references
+  7.8) against the lead-8 baseline's 0.2897 / 0.1011 / 0.2713.
 
 - ``marian``: a small random Marian (post-norm Transformer, 3 + 3 layers, d_model 256, as in
   examples/multi30k_translate.py) on one SentencePiece vocabulary (unigram) trained here on
   both sides of the training data.
 
-What was tried (AMD EPYC, 2 cores shared with up to 4 other helpers' jobs, load average
-9-15; all 1,000 valid pairs, greedy; R1/R2/RL are ROUGE F1):
+What was tried before (AMD EPYC, 2 cores shared with up to 4 other helpers' jobs, load average
+9-15; all 1,000 valid pairs, greedy; R1/R2/RL are ROUGE F1). **All of these ran before the
+BERT2BERT traced-generation fix of 2026-12-01** (tfft/backbones/bert2bert.py): their generated
+headlines were wrong from the second token on (short, repeating), so they understate the models.
+The 3-epoch label-smoothing checkpoint below, generated again after the fix, scored R1 0.2596,
+R2 0.0801, RL 0.2440 (8.0 words) instead of 0.1816; the copy head took it past the baseline.
 
 - lead baseline (first 8 words): R1 0.2897, R2 0.1011, RL 0.2713.
 - ``bert2bert``, 6 + 6 layers, 1 epoch on all 9,000 pairs, batch 16, lr 2e-4 (5% warm-up,
@@ -137,7 +148,7 @@ def evaluate_export(export: Path, articles: Path, titles: Path, max_examples: in
 
 
 RECIPE_DEFAULTS = {  # epochs, learning rate, batch size
-    "bert2bert": (1, 2e-4, 16),
+    "bert2bert": (2, 3e-4, 16),
     "marian": (12, 7e-4, 32),
 }
 
@@ -156,11 +167,16 @@ def main() -> None:
     parser.add_argument("--length-penalty", type=float, default=1.0, help="beam search only")
     parser.add_argument("--min-new-tokens", type=int, default=0)
     parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument(
-        "--copy-attention", action="store_true", help="bert2bert: a copy (pointer-generator) head"
+        "--copy-attention",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a copy (pointer-generator) head; default: on for bert2bert (marian cannot copy)",
     )
     args = recipes.apply_recipe_defaults(parser.parse_args(), RECIPE_DEFAULTS)
+    if args.copy_attention is None:
+        args.copy_attention = args.recipe == "bert2bert"
 
     from tfft.config import load_config
     from tfft.tasks.seq2seq.metrics import rouge_metrics
