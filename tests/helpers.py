@@ -6,7 +6,10 @@ Tests import what they need from here (``from helpers import write_tiny_bert``);
 
 from __future__ import annotations
 
+import json
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -492,3 +495,18 @@ def write_tiny_bpe_model(folder: Path, family: str = "roberta") -> Path:
         max_position_embeddings=80,
     )
     return save_random_model(transformers.TFRobertaModel, config, folder)
+
+
+def run_example(script: str, run_dir: Path, export_dir: Path, report: str) -> dict:
+    """Run ``examples/SCRIPT`` with its defaults, ``--run-dir`` and ``--export-dir``, as a
+    user would (a fresh process from the repository), and return its ``run_dir/REPORT`` JSON."""
+    command = [
+        sys.executable,
+        str(REPO / "examples" / script),
+        "--run-dir",
+        str(run_dir),
+        "--export-dir",
+        str(export_dir),
+    ]
+    subprocess.run(command, check=True, cwd=REPO)
+    return json.loads((run_dir / report).read_text())

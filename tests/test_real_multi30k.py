@@ -12,13 +12,11 @@ each test also runs alone (``pytest -m slow tests/test_real_multi30k.py::NAME``)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import REPO, SHARED_DATA
+from helpers import SHARED_DATA, run_example
 from readme_claims import check
 
 from tfft_cli.main import cli
@@ -35,16 +33,7 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
     pytest.importorskip("sentencepiece", reason="the example trains a SentencePiece vocabulary")
     root = tmp_path_factory.mktemp("multi30k")
     run_dir = root / "multi30k"
-    command = [
-        sys.executable,
-        str(REPO / "examples" / "multi30k_translate.py"),
-        "--run-dir",
-        str(run_dir),
-        "--export-dir",
-        str(root / "saved_models" / "en-de"),
-    ]
-    subprocess.run(command, check=True, cwd=REPO)
-    report = json.loads((run_dir / "bleu.json").read_text())
+    report = run_example("multi30k_translate.py", run_dir, root / "saved_models" / "en-de", "bleu.json")
     print("multi30k", json.dumps(report))
     return run_dir, report
 

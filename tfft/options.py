@@ -185,6 +185,13 @@ class TaskOptions:
         return {name: getattr(self, name) for name in self.saved_names()}
 
     @classmethod
+    def pick(cls, settings: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        """``names`` from a model's saved ``settings``; models saved before an option existed
+        get its default."""
+        defaults = cls()
+        return {name: settings.get(name, getattr(defaults, name)) for name in names}
+
+    @classmethod
     def from_api(cls, options: Mapping[str, Any], task: str) -> TaskOptions:
         """Options from :func:`tfft.build_model` keyword arguments (only the saved ones).
 

@@ -68,8 +68,19 @@ class EncoderDecoder(TFEncoderDecoderModel):
     """``TFEncoderDecoderModel`` whose cached generation is right inside a ``tf.function``.
 
     ``call`` takes ``decoder_position_ids`` (Hugging Face's drops unknown arguments before
-    they reach the decoder) and does what Hugging Face's does otherwise.
+    they reach the decoder) and does what Hugging Face's does otherwise. Subclasses change
+    what the source mask carries (:meth:`split_mask`) and the logits (:meth:`output_logits`).
     """
+
+    copies_source = False
+
+    def split_mask(self, input_ids, attention_mask):
+        """``(attention mask for encoder and cross-attention, source for output_logits)``."""
+        return attention_mask, None
+
+    def output_logits(self, logits, decoder_states, encoder_states, source):
+        """The logits the model returns; ``decoder_states`` is given when :attr:`copies_source`."""
+        return logits
 
     def prepare_inputs_for_generation(
         self,
@@ -118,6 +129,7 @@ class EncoderDecoder(TFEncoderDecoderModel):
     ):
         if labels is not None:
             raise ValueError("tfft computes the loss itself; pass decoder_input_ids, not labels.")
+        attention_mask, source = self.split_mask(input_ids, attention_mask)
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
@@ -144,14 +156,17 @@ class EncoderDecoder(TFEncoderDecoderModel):
             past_key_values=past_key_values,
             use_cache=use_cache,
             output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
+            output_hidden_states=output_hidden_states or self.copies_source,
             return_dict=True,
             training=training,
         )
+        logits = self.output_logits(
+            decoder_outputs.logits, decoder_outputs.hidden_states, encoder_outputs[0], source
+        )
         return TFSeq2SeqLMOutput(
-            logits=decoder_outputs.logits,
+            logits=logits,
             past_key_values=decoder_outputs.past_key_values,
-            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
             encoder_last_hidden_state=encoder_outputs[0],
@@ -166,7 +181,7 @@ class CopyEncoderDecoder(EncoderDecoder):
     ``attention_mask`` must be an :func:`id_mask` (in training and in generation).
     """
 
-    copies_source = True
+    copies_source = True  # also read by Seq2SeqModel, which then passes an id_mask
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -177,65 +192,18 @@ class CopyEncoderDecoder(EncoderDecoder):
     def get_encoder(self):
         return _RealMaskEncoder(self.encoder)
 
-    @unpack_inputs  # as Hugging Face's: Keras' SavedModel tracing passes the inputs as one dict
-    def call(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        encoder_outputs=None,
-        past_key_values=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        labels=None,
-        use_cache=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-        training=False,
-        decoder_position_ids=None,
-        **kwargs,
-    ):
+    def split_mask(self, input_ids, attention_mask):
+        """The real 0/1 mask, and ``(source ids, that mask)`` from the :func:`id_mask`."""
         if attention_mask is None:
             if input_ids is None:  # Keras' SavedModel tracing calls layers with no inputs given
                 raise ValueError("CopyEncoderDecoder needs the source ids in attention_mask (see id_mask).")
             attention_mask = id_mask(input_ids, tf.ones_like(input_ids))
-        source_ids = tf.maximum(tf.cast(attention_mask, tf.int32) - 1, 0)
         mask = _real_mask(attention_mask)
-        outputs = super().call(
-            input_ids=input_ids,
-            attention_mask=mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=True,
-            return_dict=True,
-            training=training,
-            decoder_position_ids=decoder_position_ids,
-        )
-        logits = self.mix(
-            outputs.logits,
-            outputs.decoder_hidden_states[-1],
-            outputs.encoder_last_hidden_state,
-            source_ids,
-            mask,
-        )
-        return TFSeq2SeqLMOutput(
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            decoder_hidden_states=outputs.decoder_hidden_states if output_hidden_states else None,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states if output_hidden_states else None,
-            encoder_attentions=outputs.encoder_attentions,
-        )
+        return mask, (tf.maximum(tf.cast(attention_mask, tf.int32) - 1, 0), mask)
+
+    def output_logits(self, logits, decoder_states, encoder_states, source):
+        source_ids, mask = source
+        return self.mix(logits, decoder_states[-1], encoder_states, source_ids, mask)
 
     def mix(self, logits, decoder_states, encoder_states, source_ids, mask) -> tf.Tensor:
         """``log(g * softmax(logits) + (1 - g) * copy)``, float32 ``[batch, target, vocabulary]``."""

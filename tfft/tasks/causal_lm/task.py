@@ -78,8 +78,7 @@ class CausalLMTask(CheckpointTask):
     @staticmethod
     def generation_settings(settings: dict) -> dict:
         """The generation options of the model's settings (defaults for missing ones)."""
-        defaults = CausalLMOptions()
-        return {name: settings.get(name, getattr(defaults, name)) for name in GENERATION_KEYS}
+        return CausalLMOptions.pick(settings, GENERATION_KEYS)
 
     # --- model ----------------------------------------------------------------------------
     def load_backbone(self, hf_model, allow_pickle, settings):

@@ -63,7 +63,5 @@ OPTIONS = Seq2SeqOptions
 
 
 def generation_settings(settings: dict) -> dict:
-    """The generation settings (:data:`GENERATION_KEYS`) of a model's
-    saved ``settings``; models saved before a setting existed get its default."""
-    defaults = Seq2SeqOptions()
-    return {name: settings.get(name, getattr(defaults, name)) for name in GENERATION_KEYS}
+    """The generation settings (:data:`GENERATION_KEYS`) of a model's saved ``settings``."""
+    return Seq2SeqOptions.pick(settings, GENERATION_KEYS)
