@@ -6,6 +6,7 @@ counts its earlier epochs) and name the next command to try.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -30,19 +31,42 @@ def _monitor(config, task, has_eval: bool) -> str:
     return monitor if monitor.startswith("val_") else f"val_{monitor}"
 
 
+def reading_flags(config, command: str) -> str:
+    """`` --flag value`` for each reading option of ``command`` (evaluate or predict) that the
+    fit set to other than its default (columns, format, the task's fields), so the hint reads
+    the same files the same way; options an export keeps (``saved``) are left out."""
+    flags = []
+    for section in (config.data, config.task):
+        for field in dataclasses.fields(section):
+            if command not in field.metadata.get("commands", ()) or field.metadata.get("saved"):
+                continue
+            value = getattr(section, field.name)
+            if value is None or value == field.default:
+                continue
+            flag = field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+            if "/" in flag:  # --on/--off
+                flags.append(" " + flag.split("/")[0 if value else 1])
+            elif isinstance(value, bool):
+                flags.append(f" {flag}")
+            else:
+                flags.append(f" {flag} {shlex.quote(str(value))}")
+    return "".join(flags)
+
+
 def next_commands(config, export_path: str | None, run_dir: str) -> list[str]:
     """The commands to try after a fit: predict and evaluate the export, or export the run."""
     if export_path is None:
         return [f"tfft export {shlex.quote(run_dir)} --export-dir saved_models/NAME"]
     model_dir = shlex.quote(str(Path(export_path).parent))
-    predict = f'tfft predict {model_dir} --text "some text"'
-    if config.data.text_pair_column:
-        predict += ' --text-pair "its pair"'
+    if config.model.task == "qa":
+        predict = f'tfft predict {model_dir} --text "a question" --text-pair "a passage that answers it"'
+    else:
+        predict = f'tfft predict {model_dir} --text "some text"'
+        if config.data.text_pair_column:
+            predict += ' --text-pair "its pair"'
     commands = [predict]
     if config.data.eval:
-        reading = f" --text-column {shlex.quote(config.data.text_column)}"
-        if config.data.text_pair_column:
-            reading += f" --text-pair-column {shlex.quote(config.data.text_pair_column)}"
+        reading = reading_flags(config, "evaluate")
         commands.append(f"tfft evaluate {model_dir} --data {shlex.quote(config.data.eval)}{reading}")
     return commands
 
