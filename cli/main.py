@@ -140,7 +140,7 @@ Examples:
 @handle_errors
 def evaluate(model_dir, data, batch_size, max_examples, as_json, slice_columns, slice_by, **options):
     """Metrics of an exported model (MODEL_DIR: version, model or run folder; or --adapters) on data."""
-    from tfft.pipeline import run_evaluate
+    from tfft.inference import run_evaluate
 
     model = open_model(model_dir, options.pop("adapters"))
     config = _reading_config(model, options)
@@ -195,7 +195,7 @@ Examples:
 def predict(model_dir, texts, text_pairs, input_path, output, batch_size, **options):
     """The task's answers from an exported model, as JSON Lines."""
     from tfft.errors import ConfigError
-    from tfft.pipeline import predict_rows, read_inputs
+    from tfft.inference import predict_rows, read_inputs
 
     if bool(texts) == bool(input_path):
         raise ConfigError(
