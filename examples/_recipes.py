@@ -98,6 +98,11 @@ def make_marian(folder: Path, inputs: list[Path], vocab_size: int, d_model: int,
     return save_random(transformers.TFMarianMTModel, config, folder)
 
 
+def learning_rate(text: str) -> float | str:
+    """A ``--learning-rate``: a number, or ``auto`` (tfft's range test picks it)."""
+    return "auto" if text == "auto" else float(text)
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser, recipes: dict, default: str, run_dir: Path) -> None:
     """``--run-dir``, ``--recipe`` and the training options whose defaults depend on the recipe.
 
@@ -111,7 +116,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, recipes: dict, default
         "--epochs", type=int, default=None, help=f"default by recipe (epochs, lr, batch): {defaults}"
     )
     parser.add_argument("--batch-size", type=int, default=None, help="default by recipe")
-    parser.add_argument("--learning-rate", type=float, default=None, help="default by recipe")
+    parser.add_argument(
+        "--learning-rate", type=learning_rate, default=None, help="default by recipe; or auto (a range test)"
+    )
     parser.add_argument("--max-train-examples", type=int, default=None)
     parser.add_argument("--max-eval-examples", type=int, default=None)
 

@@ -497,16 +497,36 @@ def write_tiny_bpe_model(folder: Path, family: str = "roberta") -> Path:
     return save_random_model(transformers.TFRobertaModel, config, folder)
 
 
-def run_example(script: str, run_dir: Path, export_dir: Path, report: str) -> dict:
-    """Run ``examples/SCRIPT`` with its defaults, ``--run-dir`` and ``--export-dir``, as a
-    user would (a fresh process from the repository), and return its ``run_dir/REPORT`` JSON."""
+def run_example(script: str, run_dir: Path, export_dir: Path | None, report: str, *options: str) -> dict:
+    """Run ``examples/SCRIPT`` with its defaults, ``--run-dir``, ``--export-dir`` (unless None)
+    and ``options``, as a user would (a fresh process from the repository), and return its
+    ``run_dir/REPORT`` JSON."""
     command = [
         sys.executable,
         str(REPO / "examples" / script),
         "--run-dir",
         str(run_dir),
-        "--export-dir",
-        str(export_dir),
+        *([] if export_dir is None else ["--export-dir", str(export_dir)]),
+        *options,
     ]
     subprocess.run(command, check=True, cwd=REPO)
     return json.loads((run_dir / report).read_text())
+
+
+def auto_report(run_dir: Path, metrics: dict, names: tuple[str, ...]) -> dict:
+    """Print and return what a ``--learning-rate auto`` run chose and scored: the metrics
+    ``names``, the rate (``summary.json``), the range test's seconds and share of the run.
+    Fails when the range test gave no rate (the fixed default ran: that tests nothing)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    record = summary["lr_range"]
+    report = {name: metrics[name] for name in names}
+    report.update(
+        rate=summary["learning_rate"],
+        picked_by=record.get("picked_by"),
+        range_seconds=record["seconds"],
+        share_of_run=record["share_of_run"],
+        train_seconds=summary["train_seconds"],
+    )
+    print("learning-rate auto", run_dir, json.dumps(report))
+    assert report["picked_by"] == "range test", report
+    return report

@@ -20,3 +20,11 @@ def test_every_claim_is_checked_by_a_slow_test():
     sources = "".join(path.read_text(encoding="utf-8") for path in README.parent.glob("tests/test_real_*.py"))
     unguarded = sorted(name for name in CLAIMS if f'"{name}"' not in sources)
     assert not unguarded, f"README figures no slow test checks: {unguarded}"
+
+
+def test_every_checked_name_is_a_claim():
+    """Each ``check("NAME", ...)`` in tests/test_real_*.py names a claim (no KeyError after a
+    half-hour run)."""
+    sources = "".join(path.read_text(encoding="utf-8") for path in README.parent.glob("tests/test_real_*.py"))
+    unknown = sorted(set(re.findall(r'check\("([^"]+)"', sources)) - set(CLAIMS))
+    assert not unknown, f"slow tests check figures tests/readme_claims.py does not have: {unknown}"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, auto_report
 from readme_claims import check
 
 from tfft_cli.main import cli
@@ -47,15 +47,21 @@ def entity_types_per_sentence(path: Path, limit: int, target: Path) -> Path:
     return target
 
 
-def test_minilm_learns_entity_types_as_the_readme_says(minilm, tmp_path):
+def fit(minilm: Path, tmp_path: Path, learning_rate: str) -> tuple[dict, Path]:
+    """The README's multilabel recipe at ``learning_rate``: the fit summary and the dev file."""
     train = entity_types_per_sentence(CONLL / "train.txt", TRAIN_SENTENCES, tmp_path / "train.jsonl")
     dev = entity_types_per_sentence(CONLL / "valid.txt", EVAL_SENTENCES, tmp_path / "dev.jsonl")
     args = ["fit", "--json", "--hf-model", minilm, "--task", "multilabel", "--train", train, "--eval", dev]
-    args += ["--label-column", "labels", "--epochs", "2", "--learning-rate", "1e-4", "--max-length", "64"]
+    args += ["--label-column", "labels", "--epochs", "2", "--learning-rate", learning_rate]
+    args += ["--max-length", "64"]
     args += ["--run-dir", tmp_path / "run", "--export-dir", tmp_path / "saved_models" / "types"]
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    return json.loads(result.output.strip().splitlines()[-1]), dev
+
+
+def test_minilm_learns_entity_types_as_the_readme_says(minilm, tmp_path):
+    summary, dev = fit(minilm, tmp_path, "1e-4")
     print("\nmulti-label (CoNLL entity types):", json.dumps(summary["eval"]))
     exported = CliRunner().invoke(
         cli, ["evaluate", summary["export_path"], "--data", str(dev), "--label-column", "labels", "--json"]
@@ -67,3 +73,11 @@ def test_minilm_learns_entity_types_as_the_readme_says(minilm, tmp_path):
     check("multilabel.macro_f1", summary["eval"]["macro_f1"])
     check("multilabel.exact_match", summary["eval"]["exact_match"])
     assert abs(metrics["micro_f1"] - summary["eval"]["micro_f1"]) < 0.01
+
+
+def test_learning_rate_auto_on_entity_types(minilm, tmp_path):
+    """The same recipe with ``--learning-rate auto`` in place of the tuned 1e-4 (issue 17)."""
+    summary, _ = fit(minilm, tmp_path, "auto")
+    report = auto_report(tmp_path / "run", summary["eval"], ("micro_f1", "macro_f1", "exact_match"))
+    check("multilabel.auto.micro_f1", report["micro_f1"])
+    check("multilabel.auto.macro_f1", report["macro_f1"])

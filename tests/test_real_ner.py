@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, auto_report
 from readme_claims import check
 
 from tfft_cli.main import cli
@@ -33,7 +33,8 @@ def minilm() -> Path:
     return Path(module.__file__).parent / "model"
 
 
-def test_conll2003_entity_f1_matches_the_readme(minilm, tmp_path):
+def fit(minilm: Path, tmp_path: Path, learning_rate: str) -> dict:
+    """The README's ner recipe at ``learning_rate``; returns the run's summary.json."""
     args = [
         "fit",
         "--task",
@@ -47,7 +48,7 @@ def test_conll2003_entity_f1_matches_the_readme(minilm, tmp_path):
         "--epochs",
         "3",
         "--learning-rate",
-        "1e-4",
+        learning_rate,
         "--batch-size",
         "32",
         "--max-length",
@@ -59,9 +60,14 @@ def test_conll2003_entity_f1_matches_the_readme(minilm, tmp_path):
     ]
     started = time.perf_counter()
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    fit_seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    return {**summary, "fit_seconds": time.perf_counter() - started}
+
+
+def test_conll2003_entity_f1_matches_the_readme(minilm, tmp_path):
+    summary = fit(minilm, tmp_path, "1e-4")
+    fit_seconds = summary["fit_seconds"]
     in_memory = summary["eval"]
     evaluated = CliRunner().invoke(
         cli, ["evaluate", summary["export_path"], "--data", str(CONLL / "valid.txt"), "--json"]
@@ -90,3 +96,10 @@ def test_conll2003_entity_f1_matches_the_readme(minilm, tmp_path):
     check("ner.PER.f1", per_type["PER"]["f1"])
     check("ner.export.f1", exported["f1"])
     assert exported["f1"] == pytest.approx(in_memory["f1"], abs=2e-3)
+
+
+def test_learning_rate_auto_on_conll2003(minilm, tmp_path):
+    """The same recipe with ``--learning-rate auto`` in place of the tuned 1e-4 (issue 17)."""
+    summary = fit(minilm, tmp_path, "auto")
+    report = auto_report(tmp_path / "run", summary["eval"], ("f1", "precision", "recall"))
+    check("ner.auto.f1", report["f1"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, auto_report
 from readme_claims import check
 
 from tfft.data.squad import QAExamples, read_qa_examples
@@ -50,7 +50,9 @@ def write_jsonl(examples: QAExamples, path: Path) -> Path:
     return path
 
 
-def test_minilm_matches_the_readme_on_held_out_articles(minilm, tmp_path):
+def fit(minilm: Path, tmp_path: Path, learning_rate: str) -> tuple[dict, Path, int, int]:
+    """The README's qa recipe at ``learning_rate``: the fit summary, the held-out file, and
+    the numbers of training and held-out questions."""
     train, held_out = read_qa_examples(SQUAD).split(0.2, seed=SEED)
     assert not set(train.articles) & set(held_out.articles)
     print(f"train: {len(train)} questions, {len(train.article_names())} articles")
@@ -60,13 +62,17 @@ def test_minilm_matches_the_readme_on_held_out_articles(minilm, tmp_path):
     args = [
         "fit", "--json", "--hf-model", minilm, "--task", "qa", "--train", train_file, "--eval", eval_file,
         "--max-length", 256, "--doc-stride", 128, "--epochs", 2, "--batch-size", 32,
-        "--learning-rate", "1.5e-4", "--seed", SEED, "--run-dir", tmp_path / "run",
+        "--learning-rate", learning_rate, "--seed", SEED, "--run-dir", tmp_path / "run",
         "--export-dir", tmp_path / "saved_models" / "squad",
     ]  # fmt: skip
-    started = time.perf_counter()
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    return json.loads(result.output.strip().splitlines()[-1]), eval_file, len(train), len(held_out)
+
+
+def test_minilm_matches_the_readme_on_held_out_articles(minilm, tmp_path):
+    started = time.perf_counter()
+    summary, eval_file, train_questions, held_out_questions = fit(minilm, tmp_path, "1.5e-4")
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     evaluated = CliRunner().invoke(
@@ -78,11 +84,19 @@ def test_minilm_matches_the_readme_on_held_out_articles(minilm, tmp_path):
     print("in memory", summary["eval"], f"fit {fit_seconds:.0f} s, train {run['train_seconds']} s")
     print("export   ", {k: exported[k] for k in ("examples", "exact_match", "f1")})
     print(f"export evaluation {time.perf_counter() - started:.0f} s; runtime {run['runtime']}")
-    assert len(train) == 3113 and len(held_out) == 826  # the README's 11 and 6 articles
+    assert (train_questions, held_out_questions) == (3113, 826)  # the README's 11 and 6 articles
     check("qa.exact_match", summary["eval"]["exact_match"])
     check("qa.f1", summary["eval"]["f1"])
-    assert exported["examples"] == len(held_out)
+    assert exported["examples"] == held_out_questions
     check("qa.export.exact_match", exported["exact_match"])
     check("qa.export.f1", exported["f1"])
     assert exported["f1"] == pytest.approx(summary["eval"]["f1"], abs=1.0)
     assert exported["exact_match"] == pytest.approx(summary["eval"]["exact_match"], abs=1.0)
+
+
+def test_learning_rate_auto_on_held_out_articles(minilm, tmp_path):
+    """The same recipe with ``--learning-rate auto`` in place of the tuned 1.5e-4 (issue 17)."""
+    summary, _, _, _ = fit(minilm, tmp_path, "auto")
+    report = auto_report(Path(summary["run_dir"]), summary["eval"], ("exact_match", "f1"))
+    check("qa.auto.exact_match", report["exact_match"])
+    check("qa.auto.f1", report["f1"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SHARED_DATA
+from helpers import SHARED_DATA, auto_report
 from readme_claims import check
 
 from tfft_cli.main import cli
@@ -50,9 +50,12 @@ def split_stsb(folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
+COLUMNS = ["--text-column", "sentence1", "--text-pair-column", "sentence2", "--label-column", "score"]
+
+
+def fit(minilm: Path, tmp_path: Path, learning_rate: str) -> tuple[dict, Path]:
+    """The README's regress recipe at ``learning_rate``: the run summary and the held-out file."""
     train, dev = split_stsb(tmp_path)
-    columns = ["--text-column", "sentence1", "--text-pair-column", "sentence2", "--label-column", "score"]
     args = [
         "fit",
         "--json",
@@ -64,14 +67,14 @@ def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
         train,
         "--eval",
         dev,
-        *columns,
+        *COLUMNS,
         "--scale-targets",
         "--epochs",
         "2",
         "--batch-size",
         "32",
         "--learning-rate",
-        "1e-4",
+        learning_rate,
         "--max-length",
         "128",
         "--run-dir",
@@ -81,7 +84,11 @@ def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
     ]
     result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    return json.loads(result.output.strip().splitlines()[-1]), dev
+
+
+def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
+    summary, dev = fit(minilm, tmp_path, "1e-4")
     in_memory = summary["eval"]
     run = json.loads((tmp_path / "run" / "summary.json").read_text())
     print("stsb", in_memory, "train_seconds", run["train_seconds"], "train_examples", run["train_examples"])
@@ -90,7 +97,7 @@ def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
     check("stsb.spearman", in_memory["spearman"])
     evaluated = CliRunner().invoke(
         cli,
-        ["evaluate", summary["export_path"], "--data", str(dev), *columns, "--json"],
+        ["evaluate", summary["export_path"], "--data", str(dev), *COLUMNS, "--json"],
         catch_exceptions=False,
     )
     assert evaluated.exit_code == 0, evaluated.output
@@ -99,3 +106,11 @@ def test_minilm_matches_the_readme_on_held_out_stsb(minilm, tmp_path):
     check("stsb.export.pearson", exported["pearson"])
     assert exported["pearson"] == pytest.approx(in_memory["pearson"], abs=2e-3)
     assert exported["mse"] == pytest.approx(in_memory["mse"], rel=2e-2)
+
+
+def test_learning_rate_auto_on_held_out_stsb(minilm, tmp_path):
+    """The same recipe with ``--learning-rate auto`` in place of the tuned 1e-4 (issue 17)."""
+    summary, _ = fit(minilm, tmp_path, "auto")
+    report = auto_report(tmp_path / "run", summary["eval"], ("pearson", "spearman"))
+    check("stsb.auto.pearson", report["pearson"])
+    check("stsb.auto.spearman", report["spearman"])
