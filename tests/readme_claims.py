@@ -52,6 +52,7 @@ STSB_AUTO = "1.37e-4: Pearson 0.884, Spearman 0.867"
 NER_AUTO = "1.08e-4: entity F1 0.902 (P 0.895, R 0.909)"
 QA_AUTO = "5.36e-5: EM 27.1, F1 42.6"
 MULTILABEL_AUTO = "2.18e-4: micro F1 0.921, macro F1 0.898, exact match 0.837"
+MULTI30K_AUTO = "2.27e-3: BLEU 4.5"
 
 CLAIMS: dict[str, Claim] = {
     # Tasks table, classify row, and "Figures": the `--hf-model` and `--hub-url` rows.
@@ -98,6 +99,7 @@ CLAIMS: dict[str, Claim] = {
     "qa.auto.f1": Claim("42.6", QA_AUTO, PERCENT),
     "multilabel.auto.micro_f1": Claim("0.921", MULTILABEL_AUTO, FRACTION),
     "multilabel.auto.macro_f1": Claim("0.898", MULTILABEL_AUTO, FRACTION),
+    "multi30k.auto.bleu": Claim("4.5", MULTI30K_AUTO, PERCENT),
 }
 
 

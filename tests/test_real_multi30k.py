@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SHARED_DATA, run_example
+from helpers import SHARED_DATA, auto_report, run_example
 from readme_claims import check
 
 from tfft_cli.main import cli
@@ -75,3 +75,14 @@ def test_multi30k_beam_search_bleu(trained):
     print("multi30k beam 4", {k: metrics[k] for k in ("examples", "bleu")})
     assert metrics["examples"] == 1014
     check("multi30k.beam4.bleu", metrics["bleu"])
+
+
+def test_multi30k_learning_rate_auto(tmp_path):
+    """The example's recipe with ``--learning-rate auto`` in place of the tuned 7e-4 (issue 17)."""
+    if not (MULTI30K / "train.en").is_file():
+        pytest.skip(f"Multi30k is not in {MULTI30K}")
+    pytest.importorskip("sentencepiece", reason="the example trains a SentencePiece vocabulary")
+    run_dir = tmp_path / "multi30k"
+    report = run_example("multi30k_translate.py", run_dir, None, "bleu.json", "--learning-rate", "auto")
+    auto = auto_report(run_dir, {"bleu": report["trained_bleu"]}, ("bleu",))
+    check("multi30k.auto.bleu", auto["bleu"])
