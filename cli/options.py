@@ -128,13 +128,19 @@ def _help(field: dataclasses.Field) -> str:
     return text
 
 
+def option_flag(field: dataclasses.Field) -> str:
+    """The command-line flag of a configuration field: its ``flag`` (``--on/--off`` for
+    switches), else ``--field-name``."""
+    return field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+
+
 def config_options(command: str) -> list[click.Option]:
     """The generated options of ``command`` (``fit``, ``evaluate`` or ``predict``)."""
     options = []
     seen: dict[str, str] = {}
     for section, field, group in _fields(command):
         kind = field_type(field)
-        flag = field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+        flag = option_flag(field)
         if seen.setdefault(flag, f"{section}.{field.name}") != f"{section}.{field.name}":
             raise TypeError(f"option {flag} is declared twice: {seen[flag]} and {section}.{field.name}")
         decls = [flag, f"{section}__{field.name}"]

@@ -11,6 +11,8 @@ import json
 import shlex
 from pathlib import Path
 
+from tfft_cli.options import option_flag
+
 
 def best_epoch(epochs: list[dict], monitor: str) -> dict | None:
     """The epoch record with the best ``monitor`` value (by :func:`tfft.train.monitor_mode`)."""
@@ -43,7 +45,7 @@ def reading_flags(config, command: str) -> str:
             value = getattr(section, field.name)
             if value is None or value == field.default:
                 continue
-            flag = field.metadata.get("flag") or f"--{field.name.replace('_', '-')}"
+            flag = option_flag(field)
             if "/" in flag:  # --on/--off
                 flags.append(" " + flag.split("/")[0 if value else 1])
             elif isinstance(value, bool):
