@@ -49,6 +49,17 @@ def test_every_contender_has_a_runner(train_speed):
     assert set(train_speed.RUNNERS) == set(train_speed.CHOICES)
 
 
+def test_tfft_contenders_train_at_tfft_default_rate(train_speed):
+    from tfft import config
+
+    # The printed settings name tfft's default; the baselines keep the standard recipe's 5e-5,
+    # and the variants that compare with it set it explicitly.
+    assert train_speed.TFFT_LEARNING_RATE == config.LEARNING_RATE
+    assert train_speed.LEARNING_RATE == 5e-5
+    for name in ("tfft-constant-lr", "tfft-5e-5"):
+        assert train_speed.TFFT_VARIANTS[name]["train_settings"]["learning_rate"] == train_speed.LEARNING_RATE
+
+
 @pytest.fixture(scope="module")
 def peft():
     folder = str(REPO / "benchmarks")  # peft.py imports its sibling _child.py, as when run as a script
