@@ -55,7 +55,7 @@ def best_weights(run_dir) -> dict:
     return {key: reader.get_tensor(key) for key in keys if "optimizer" not in key}
 
 
-@pytest.mark.parametrize("strategy", ["default", pytest.param("mirrored", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("strategy", ["default", pytest.param("mirrored", marks=pytest.mark.long)])
 def test_four_micro_batches_of_4_update_like_one_batch_of_16(
     no_dropout_bert, tiny_sentiment, tmp_path, strategy
 ):
@@ -147,7 +147,7 @@ def fit_weights(model_dir, accumulate: int, batch_size: int, *, xla=False, preci
         return [weight.numpy() for weight in model.weights], history.history, model.optimizer
 
 
-@pytest.mark.slow  # about a minute: XLA compiles for both batch shapes
+@pytest.mark.long  # about a minute: XLA compiles for both batch shapes
 def test_accumulation_under_xla_matches_one_batch(no_dropout_bert):
     small, small_history, optimizer = fit_weights(no_dropout_bert, 4, 3, xla=True)
     big, big_history, _ = fit_weights(no_dropout_bert, 1, 12, xla=True)
@@ -216,7 +216,7 @@ RESUME = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # about two minutes: three fits in subprocesses, one killed
+@pytest.mark.long  # about two minutes: three fits in subprocesses, one killed
 def test_resume_from_backup_with_accumulation(tiny_bert_dir, tiny_sentiment, tmp_path):
     def run(folder, kill_at=0):
         return run_script(

@@ -84,6 +84,7 @@ def assert_close(got, expected, where="metrics"):
         assert got == expected, where
 
 
+@pytest.mark.long  # about 50 s; export and predict with adapters stay in the default suite
 def test_evaluate_with_adapters_equals_the_run(lora_run, adapters_only, tiny_sentiment):
     result, _ = lora_run
     data = ("--data", tiny_sentiment["dev"], "--json")

@@ -64,7 +64,7 @@ def test_roberta_exports_raw_text_with_the_in_graph_byte_level_bpe(tmp_path):
     np.testing.assert_allclose(got, tf.nn.softmax(model.predict(data, verbose=0)).numpy(), atol=1e-4)
 
 
-@pytest.mark.slow  # another WordPiece family; BERT and RoBERTa raw-text exports stay in the default suite
+@pytest.mark.long  # another WordPiece family; BERT and RoBERTa raw-text exports stay in the default suite
 def test_mpnet_wordpiece_with_its_own_special_tokens_exports_raw_text(tmp_path):
     from helpers import tiny_vocab
 

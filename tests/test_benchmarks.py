@@ -82,7 +82,7 @@ def test_peft_arguments(peft):
     assert "model.lora_rank" not in peft.overrides(args, "frozen", Path("/tmp/x"))
 
 
-@pytest.mark.slow  # three fresh TensorFlow processes: about 100 s on the shared 2-core machine
+@pytest.mark.long  # three fresh TensorFlow processes: about 100 s on the shared 2-core machine
 def test_peft_runs_two_contenders_on_the_tiny_model(peft, tiny_bert_dir, tiny_sentiment, capsys):
     """Each contender in its own process; the table compares them with full fine-tuning."""
     rows = peft.main(

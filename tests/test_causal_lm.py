@@ -365,6 +365,7 @@ def test_ids_only_export_still_predicts_and_evaluates(trained, tmp_path, monkeyp
     assert scores["perplexity"] == pytest.approx(task.score(trained, corpus, 8, 32)["perplexity"], rel=1e-4)
 
 
+@pytest.mark.long  # about 60 s; predict and evaluate through the CLI stay in the default suite
 def test_cli_fit_predict_evaluate(gpt2_dir, tmp_path):
     from tfft_cli.main import cli
 
@@ -413,7 +414,7 @@ def test_cli_fit_predict_evaluate(gpt2_dir, tmp_path):
     assert metrics["task"] == "causal-lm" and metrics["tokens"] > 0 and metrics["perplexity"] > 1
 
 
-@pytest.mark.slow  # LoRA on encoders stays in the default suite
+@pytest.mark.long  # LoRA on encoders stays in the default suite
 def test_lora_on_a_causal_lm(gpt2_dir, tmp_path):
     model = tfft.build_model(hf_model=str(gpt2_dir), task="causal-lm", lora=dict(rank=2), max_new_tokens=3)
     backbone = model.tfft_spec.backbone

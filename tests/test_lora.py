@@ -129,9 +129,9 @@ def test_lora_bert_merged_equals_unmerged_and_export(tiny_bert_dir, tmp_path):
     check_merged_export(model, tmp_path)
 
 
-# ELECTRA's layers are named like BERT's (covered above): slow suite only.
+# ELECTRA's layers are named like BERT's (covered above): long suite only.
 @pytest.mark.parametrize(
-    "family", ["roberta", "distilbert", pytest.param("electra", marks=pytest.mark.slow), "gpt2"]
+    "family", ["roberta", "distilbert", pytest.param("electra", marks=pytest.mark.long), "gpt2"]
 )
 def test_lora_other_families(tmp_path, family):
     if family == "roberta":
@@ -221,7 +221,7 @@ def test_lora_errors(tiny_bert_dir, tiny_text_embedding_dir):
         find_targets(backbone.model, "albert", ("query",))
 
 
-@pytest.mark.slow  # about a minute; test_adapters.py covers a LoRA run_fit and export by default
+@pytest.mark.long  # about a minute; test_adapters.py covers a LoRA run_fit and export by default
 def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sentiment, tmp_path):
     class StopAt(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -271,11 +271,11 @@ def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sen
 
 
 # Marian is BART's architecture with other defaults (same projections); T5 costs a minute:
-# both in the slow suite only.
-SLOW_SEQ2SEQ = [pytest.param(family, marks=pytest.mark.slow) for family in ("t5", "marian")]
+# both in the long suite only.
+LONG_SEQ2SEQ = [pytest.param(family, marks=pytest.mark.long) for family in ("t5", "marian")]
 
 
-@pytest.mark.parametrize("family", [pytest.param("bart", marks=pytest.mark.slow), *SLOW_SEQ2SEQ])
+@pytest.mark.parametrize("family", [pytest.param("bart", marks=pytest.mark.long), *LONG_SEQ2SEQ])
 def test_lora_seq2seq_families(tmp_path, family):
     from tfft.pipeline import ExportedModel, predict_rows
 
@@ -296,7 +296,9 @@ def test_lora_seq2seq_families(tmp_path, family):
     expected = task.generate(model, ENGLISH[:3], batch_size=3, max_length=16)  # caches a generator
     unmerged = model(batch).numpy()
     with merged_lora(model):
-        np.testing.assert_allclose(model(batch).numpy(), unmerged, atol=1e-5)
+        # Logits over the vocabulary, up to about 2 here: float32 round-off of the folded kernels
+        # reached 1.9e-5 on T5 (Intel Xeon, oneDNN), so a relative allowance beside the absolute.
+        np.testing.assert_allclose(model(batch).numpy(), unmerged, atol=1e-5, rtol=1e-4)
     path = tfft.export_saved_model(model, tmp_path / "export", max_length=16)
     saved = [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))]
     assert saved and not [name for name in saved if "lora" in name]

@@ -206,7 +206,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # a fresh process with 2 logical CPUs: about a minute on a loaded machine
+@pytest.mark.long  # a fresh process with 2 logical CPUs: about a minute on a loaded machine
 def test_range_test_restores_weights_under_mirrored_strategy(tiny_bert_dir):
     done = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(tiny_bert_dir)], capture_output=True, text=True, timeout=600

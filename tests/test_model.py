@@ -50,7 +50,7 @@ def check_export(model, tmp_path, pairs=None, max_length=128):
 
 @pytest.mark.parametrize(
     "pooling",
-    ["auto", pytest.param("cls", marks=pytest.mark.slow), pytest.param("pooler", marks=pytest.mark.slow)],
+    ["auto", pytest.param("cls", marks=pytest.mark.long), pytest.param("pooler", marks=pytest.mark.long)],
 )
 def test_hf_model_trains_and_exports_raw_text(tiny_bert_dir, tmp_path, pooling):
     model = tfft.build_model(
@@ -91,8 +91,8 @@ def test_export_to_unwritable_folder_is_a_clear_error(tiny_bert_dir, tmp_path):
     "model_type",
     [
         "distilbert",
-        pytest.param("electra", marks=pytest.mark.slow),
-        pytest.param("albert", marks=pytest.mark.slow),
+        pytest.param("electra", marks=pytest.mark.long),
+        pytest.param("albert", marks=pytest.mark.long),
     ],
 )
 def test_other_encoder_families(tmp_path, model_type):

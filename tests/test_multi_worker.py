@@ -95,7 +95,7 @@ def run_workers(model_dir, train, tmp_path, workers: int, extra: dict | None = N
     return [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results]
 
 
-@pytest.mark.slow  # two worker processes
+@pytest.mark.long  # two worker processes
 def test_two_workers_end_with_identical_weights(tiny_bert_dir, tiny_sentiment, tmp_path):
     outputs = run_workers(tiny_bert_dir, tiny_sentiment["train"], tmp_path, workers=2)
 
@@ -109,7 +109,7 @@ def test_two_workers_end_with_identical_weights(tiny_bert_dir, tiny_sentiment, t
     assert (tmp_path / "run" / "workers" / "worker-1" / "summary.json").is_file()
 
 
-@pytest.mark.slow  # two worker processes, then one
+@pytest.mark.long  # two worker processes, then one
 def test_two_workers_end_where_one_worker_ends_at_the_same_global_batch(
     no_dropout_bert, tiny_sentiment, tmp_path
 ):

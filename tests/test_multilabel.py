@@ -600,7 +600,7 @@ def test_cli_unknown_label_in_eval_data(tiny_bert_dir, tmp_path):
     )
 
 
-@pytest.mark.slow  # the HF-backbone export test stays in the default suite
+@pytest.mark.long  # the HF-backbone export test stays in the default suite
 def test_api_hub_encoder_export_matches_keras(tiny_hub_bert, tmp_path):
     import tensorflow_text  # noqa: F401 - in-graph tokenizer ops for reloading exports
 

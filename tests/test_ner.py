@@ -627,7 +627,7 @@ def cli_fit(source_args, ner_files, tmp_path, *extra):
     )
 
 
-@pytest.mark.slow  # the HF-backbone CLI test stays in the default suite
+@pytest.mark.long  # the HF-backbone CLI test stays in the default suite
 def test_cli_fit_evaluate_predict_with_hub_encoder(tiny_hub_bert, ner_files, tmp_path):
     folder = ner_files["folder"]
     source = ["--hub-url", tiny_hub_bert.encoder_dir]  # tokenized by the vocab file it carries

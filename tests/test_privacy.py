@@ -191,7 +191,7 @@ MIRRORED_NOISE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # MirroredStrategy on 2 logical CPUs; one replica's noise is tested by default
+@pytest.mark.long  # MirroredStrategy on 2 logical CPUs; one replica's noise is tested by default
 def test_mirrored_strategy_adds_the_noise_once(no_dropout_bert):
     command = [sys.executable, "-c", MIRRORED_NOISE, str(no_dropout_bert)]
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -266,6 +266,7 @@ def test_a_model_without_per_example_losses_is_an_error(no_dropout_bert):
         install_privacy(model, plan())
 
 
+@pytest.mark.long  # a whole DP fit and export; DP steps and the accountants are tested in-process by default
 def test_run_fit_with_a_target_epsilon_writes_the_privacy_block(tiny_bert_dir, tiny_sentiment, tmp_path):
     config = tfft.load_config(
         None,

@@ -152,7 +152,7 @@ MIRRORED_CHUNKS = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # two MirroredStrategy fits in a subprocess: about a minute on a loaded machine
+@pytest.mark.long  # two MirroredStrategy fits in a subprocess: about a minute on a loaded machine
 def test_mirrored_strategy_chunked_pass_equals_the_one_pass(no_dropout_bert):
     command = [sys.executable, "-c", MIRRORED_CHUNKS, str(no_dropout_bert)]
     process = subprocess.run(command, capture_output=True, text=True, timeout=900)

@@ -557,6 +557,7 @@ def run_cli(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.mark.long  # about 50 s; the export's answers equal Python's in the default suite
 def test_fit_evaluate_predict_through_the_cli(tiny_bert_dir, qa_files, tmp_path):
     result = run_cli(
         "fit", "--json", "--hf-model", tiny_bert_dir, "--task", "qa", "--train", qa_files["train"],

@@ -222,7 +222,7 @@ def test_export_generates_the_same_text_as_python(trained_bert2bert, parallel_fi
     assert decoded == tokenizer.decode(ids[0].numpy(), skip_special_tokens=True)
 
 
-@pytest.mark.slow  # greedy export equality stays in the default suite
+@pytest.mark.long  # greedy export equality stays in the default suite
 def test_beam_search_export_matches_python(trained_bert2bert, tmp_path):
     model = trained_bert2bert
     task = model.tfft_spec.task_object
@@ -287,6 +287,7 @@ def _new_tokens(model, texts, **settings) -> list[list[int]]:
     return cut
 
 
+@pytest.mark.long  # about 60 s; greedy export equality stays in the default suite
 def test_minimum_length_and_repetition_penalty_steer_generation(trained_bert2bert, tmp_path):
     model = trained_bert2bert
     greedy = _new_tokens(model, ENGLISH)
@@ -410,7 +411,7 @@ def test_marian_trains_and_generates_in_mixed_bfloat16(tmp_path):
     assert len(generated) == 3 and all(isinstance(text, str) for text in generated)
 
 
-@pytest.mark.slow  # BART and Marian stay in the default suite
+@pytest.mark.long  # Marian stays in the default suite
 def test_t5_summarize_with_prefix_exports_raw_text(tmp_path):
     folder = write_tiny_t5(tmp_path / "t5")
     model = tfft.build_model(
@@ -435,6 +436,7 @@ def test_t5_summarize_with_prefix_exports_raw_text(tmp_path):
     assert set(metrics) >= {"rouge1", "rouge2", "rougeL"}
 
 
+@pytest.mark.long  # about 60 s; BERT2BERT's and Marian's stay in the default suite
 def test_bart_exports_raw_text(tmp_path):
     folder = write_tiny_bart(tmp_path / "bart")
     model = tfft.build_model(hf_model=str(folder), task="translate", max_new_tokens=6)
@@ -490,6 +492,7 @@ def test_loads_pytorch_format_safetensors_without_torch(writer, tmp_path):
 # --- command line ------------------------------------------------------------------------------
 
 
+@pytest.mark.long  # about 100 s; export and `evaluate` of translation stay in the default suite
 def test_cli_fit_predict_evaluate_translate(bert2bert_dirs, parallel_files, tmp_path):
     from tfft_cli.main import cli
 

@@ -273,7 +273,7 @@ RESUME_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # two training processes: about 2 minutes on a shared 2-core machine
+@pytest.mark.long  # two training processes: about 2 minutes on a shared 2-core machine
 def test_killed_token_budget_run_resumes_from_its_backup(tiny_bert_dir, tmp_path):
     """SIGKILL in the second epoch, then the same command: the run ends after 2 epochs of
     the planned batches, its last step at the schedule's end value."""

@@ -65,7 +65,7 @@ def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0, deterministic=False):
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow  # killed and resumed processes; the Ctrl-C/SIGTERM resume test runs by default
+@pytest.mark.long  # killed and resumed processes
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentiment, tmp_path, strategy):
     baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", strategy)
@@ -92,7 +92,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentime
     assert not list((tmp_path / "run" / "backup").rglob("*.index"))  # removed once training finished
 
 
-@pytest.mark.slow  # three training processes
+@pytest.mark.long  # three training processes
 def test_deterministic_resume_ends_with_the_uninterrupted_runs_weights(
     tiny_bert_dir, tiny_sentiment, tmp_path
 ):
