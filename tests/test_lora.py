@@ -270,12 +270,9 @@ def test_lora_run_fit_resume_adapter_file_and_run_export(tiny_bert_dir, tiny_sen
     np.testing.assert_allclose(first, second, atol=1e-5)
 
 
-# Marian is BART's architecture with other defaults (same projections); T5 costs a minute:
-# both in the long suite only.
-LONG_SEQ2SEQ = [pytest.param(family, marks=pytest.mark.long) for family in ("t5", "marian")]
-
-
-@pytest.mark.parametrize("family", [pytest.param("bart", marks=pytest.mark.long), *LONG_SEQ2SEQ])
+# About a minute per family; LoRA on encoders and GPT-2 stays in the default suite.
+@pytest.mark.long
+@pytest.mark.parametrize("family", ["bart", "t5", "marian"])
 def test_lora_seq2seq_families(tmp_path, family):
     from tfft.pipeline import ExportedModel, predict_rows
 
