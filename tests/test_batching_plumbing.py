@@ -79,3 +79,35 @@ def test_a_sampler_and_a_token_budget_do_not_combine():
         Batching(sampler=PoissonSampler(batch_size=4, epochs=1), batch_tokens=64)
     assert Batching() == Batching(sampler=None, batch_tokens=None)
     assert np.isfinite(PoissonSampler(batch_size=4, epochs=1).max_overflow)
+
+
+@pytest.mark.parametrize("task", ["classify", "ner", "qa", "mlm", "summarize", "causal-lm"])
+def test_free_shape_batches_reach_every_task(tiny_bert_dir, tmp_path, task):
+    """``Batching(fixed_shapes=False)`` (tfft fit without XLA) reaches each task's batcher:
+    fixed-size batches without filler rows, so an epoch holds exactly the training rows."""
+    build, (texts, labels, pairs) = cases(tiny_bert_dir, tmp_path)[task]
+    model = build()
+
+    def rows_per_batch(batching):
+        data = model.tfft_spec.task_object.make_dataset(
+            model, texts, labels, pairs, batch_size=5, max_length=32, training=True, seed=0, batching=batching
+        )
+        sizes = [int(next(iter(batch[0].values())).shape[0]) for batch in data]
+        assert len(sizes) == int(data.cardinality())
+        return sizes
+
+    free = rows_per_batch(Batching(fixed_shapes=False))
+    assert sum(free) == len(texts) and max(free) == 5 and min(free) < 5
+    assert set(rows_per_batch(None)) == {5}  # bounded shapes: partial batches filled up
+
+
+def test_training_shapes_are_bounded_only_when_something_needs_it():
+    from tfft.config import RunConfig, TrainConfig
+    from tfft.pipeline import fixed_training_shapes
+
+    config = RunConfig()
+    accumulating = RunConfig(train=TrainConfig(grad_accum_steps=2))
+    assert not fixed_training_shapes(config, xla=False, replicas=1)
+    assert fixed_training_shapes(config, xla=True, replicas=1)  # one XLA compilation per shape
+    assert fixed_training_shapes(config, xla=False, replicas=2)  # equal shares per replica
+    assert fixed_training_shapes(accumulating, xla=False, replicas=1)  # equal micro-batches

@@ -294,8 +294,9 @@ def test_lora_seq2seq_families(tmp_path, family):
     unmerged = model(batch).numpy()
     with merged_lora(model):
         # Logits over the vocabulary, up to about 2 here: float32 round-off of the folded kernels
-        # reached 1.9e-5 on T5 (Intel Xeon, oneDNN), so a relative allowance beside the absolute.
-        np.testing.assert_allclose(model(batch).numpy(), unmerged, atol=1e-5, rtol=1e-4)
+        # reached 1.9e-5 on T5 (Intel Xeon, oneDNN), and 1.08e-5 on a logit of 3.6e-4 (so no
+        # relative allowance covers it): 3e-5 absolute beside 1e-4 relative.
+        np.testing.assert_allclose(model(batch).numpy(), unmerged, atol=3e-5, rtol=1e-4)
     path = tfft.export_saved_model(model, tmp_path / "export", max_length=16)
     saved = [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))]
     assert saved and not [name for name in saved if "lora" in name]

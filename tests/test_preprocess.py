@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfft.preprocess import bucket_lengths, text_dataset, token_dataset
+from tfft.preprocess import Batching, bucket_lengths, text_dataset, token_dataset, training_steps
+from tfft.token_budget import budget_lengths
 from tfft.tokenization import Encoded
 
 
@@ -45,6 +46,62 @@ def test_training_batches_use_few_shapes_and_consistent_masks():
         seen_rows += int(real.sum())
     assert seen_rows == 300  # nothing dropped
     assert len(shapes) <= 4
+
+
+def padding_share(dataset) -> float:
+    slots = real = 0
+    for features, _, _ in dataset:
+        mask = features["attention_mask"].numpy()
+        slots, real = slots + mask.size, real + int(mask.sum())
+    return 1 - real / slots
+
+
+def test_free_shape_batches_use_fine_buckets_without_filler_rows():
+    """``Batching(fixed_shapes=False)`` (tfft fit without XLA): batch_size rows on the fine
+    grid of the token budget, partial batches only as long as their real rows; every row
+    once an epoch, with its own label; the batch count known before; far less padding."""
+    rng = np.random.default_rng(2)
+    lengths = np.concatenate([rng.integers(3, 20, size=400), rng.integers(20, 129, size=100)])
+    data = encoded(lengths)
+    labels = np.arange(500, dtype=np.int32)
+    free = token_dataset(
+        data,
+        labels,
+        batch_size=16,
+        max_length=128,
+        training=True,
+        seed=3,
+        batching=Batching(fixed_shapes=False),
+    )
+    grid = budget_lengths(128)
+    assert int(free.cardinality()) == training_steps(lengths, 16, grid) == sum(1 for _ in free)
+    seen, partial = [], 0
+    for features, y, w in free:
+        ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy()
+        rows = ids.shape[0]
+        assert rows <= 16 and y.shape == (rows,) and np.all(w.numpy() == 1.0)  # no filler rows
+        partial += rows < 16
+        assert ids.shape[1] in grid
+        row_lengths = mask.sum(axis=1)
+        # each row sits in the smallest grid length that holds it
+        assert np.all(np.searchsorted(grid, row_lengths) == grid.index(ids.shape[1]))
+        for label, row, n in zip(y.numpy(), ids, row_lengths, strict=True):
+            assert row[:n].tolist() == data.input_ids[label].tolist()
+        seen.extend(y.numpy().tolist())
+    assert sorted(seen) == list(range(500))  # every row once, none added
+    assert 0 < partial <= len(grid)  # at most one partial batch per bucket
+    bounded = token_dataset(data, labels, batch_size=16, max_length=128, training=True, seed=3)
+    assert padding_share(free) < 0.1 < padding_share(bounded)
+
+
+def test_text_dataset_without_bounded_shapes_keeps_the_partial_batch():
+    texts = ["a", "b", "c"]
+    free = Batching(fixed_shapes=False)
+    batches = list(
+        text_dataset(texts, None, np.array([0, 1, 0]), batch_size=2, training=True, seed=0, batching=free)
+    )
+    assert sorted(tuple(f["text"].shape) for f, _, _ in batches) == [(1,), (2,)]
+    assert np.concatenate([w.numpy() for _, _, w in batches]).tolist() == [1.0, 1.0, 1.0]
 
 
 def test_eval_batches_keep_order_and_labels():

@@ -23,6 +23,7 @@ def make_dataset(
     training: bool = False,
     seed: int | None = None,
     batch_tokens: int | None = None,
+    fixed_shapes: bool = True,
 ) -> tf.data.Dataset:
     """Tokenize, truncate and pad examples for a model built by :func:`tfft.build_model`.
 
@@ -47,6 +48,11 @@ def make_dataset(
         batch_tokens: with ``training``, batches of at most this many token slots (rows x
             padded length) in place of ``batch_size`` rows (:mod:`tfft.token_budget`; run
             such a model without XLA).
+        fixed_shapes: with ``training``, keep a bounded set of batch shapes (power-of-two
+            length buckets, partial batches filled up with rows of weight 0), as
+            ``jit_compile=True`` (XLA), several replicas and gradient accumulation need.
+            False, for a model trained without them (what ``tfft fit`` does then): fine
+            length buckets and no filler rows, so far less padding.
 
     Returns:
         ``(features, targets, sample_weight)`` batches, or features alone without labels.
@@ -66,5 +72,7 @@ def make_dataset(
         max_length=max_length,
         training=training,
         seed=seed,
-        batching=None if budget is None else Batching(batch_tokens=budget),
+        batching=None
+        if budget is None and fixed_shapes
+        else Batching(batch_tokens=budget, fixed_shapes=fixed_shapes),
     )

@@ -32,6 +32,7 @@ from tfft.pipeline import (
     batch_tokens_runtime,
     build_run_model,
     check_accumulation,
+    fixed_training_shapes,
     privacy_plan,
     read_train_eval,
     run_dataset,
@@ -88,18 +89,26 @@ def scan_batches(dataset: tf.data.Dataset) -> tuple[dict, dict, dict]:
 def time_steps(model: keras.Model, samples: dict, steps: int) -> tuple[dict, float]:
     """Seconds per training step for each bucket: the mean of ``steps`` steps after a first
     (tracing / XLA-compiling) step, all on the bucket's sample batch; and the seconds the
-    first steps took beyond a normal step (compiling, once per bucket in a run)."""
+    first steps took beyond a normal step (compiling, once per bucket in a run).
+
+    The steps run through the model's ``train_function`` on an iterator whose shapes are all
+    unknown, as ``fit``'s are: without XLA the step is traced once for all buckets (a new
+    shape then costs only its first run), with XLA compiled once per shape, as in training."""
+    model.make_train_function()
     seconds = {}
     compiling = 0.0
-    for bucket, (features, labels, weights) in sorted(
-        samples.items(), key=lambda item: str(item[0]).zfill(9)
-    ):
+    for bucket, batch in sorted(samples.items(), key=lambda item: str(item[0]).zfill(9)):
+        spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), batch)
+        repeated = tf.data.Dataset.from_generator(
+            lambda batch=batch: iter([batch] * (steps + 1)), output_signature=spec
+        )
+        iterator = iter(repeated)
         started = time.perf_counter()
-        model.train_on_batch(features, labels, sample_weight=weights)  # compiles this shape
+        model.train_function(iterator)  # traces (first bucket) or compiles (XLA) this shape
         first = time.perf_counter() - started
         started = time.perf_counter()
         for _ in range(steps):
-            model.train_on_batch(features, labels, sample_weight=weights)
+            model.train_function(iterator)
         seconds[bucket] = (time.perf_counter() - started) / steps
         compiling += max(first - seconds[bucket], 0.0)
         logger.info("dry run: bucket %s, %.3f s per step, first step %.1f s", bucket, seconds[bucket], first)
@@ -218,7 +227,8 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
         xla = chosen.xla
         if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
             xla = False
-        train_data = run_dataset(model, train, config, training=True)
+        fixed_shapes = fixed_training_shapes(config, xla, chosen.replicas)
+        train_data = run_dataset(model, train, config, training=True, fixed_shapes=fixed_shapes)
         steps_per_epoch = int(train_data.cardinality().numpy())
         batches, samples, tokens = scan_batches(train_data)
         privacy = privacy_plan(config, train_data, steps_per_epoch)

@@ -180,7 +180,12 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         if chosen.is_chief:
             tokens_per_example = _write_data_report(run_dir, train, evaluation, config, model)
         sampler = poisson_sampler(config)
-        train_data = run_dataset(model, train, config, training=True, sampler=sampler)
+        fixed_shapes = fixed_training_shapes(config, xla, chosen.replicas)
+        if not fixed_shapes and sampler is None and config.train.batch_tokens is None:
+            logger.info("Training batches: fine length buckets, no filler rows (no XLA, one replica).")
+        train_data = run_dataset(
+            model, train, config, training=True, sampler=sampler, fixed_shapes=fixed_shapes
+        )
         eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
         steps_per_epoch = int(train_data.cardinality().numpy())
         privacy = privacy_plan(config, train_data, steps_per_epoch, sampler)
@@ -450,12 +455,29 @@ def _headline(task, metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k in task.headline}
 
 
+def fixed_training_shapes(config: RunConfig, xla: bool, replicas: int) -> bool:
+    """Whether training batches must keep a bounded set of shapes (:class:`tfft.preprocess.Batching`).
+
+    They must with XLA (one compilation per shape), on several replicas (each takes an
+    equal share of every batch) and with gradient accumulation (equal micro-batches);
+    otherwise fixed-size batches use fine length buckets and no filler rows.
+    """
+    return bool(xla) or replicas > 1 or config.train.grad_accum_steps > 1
+
+
 def run_dataset(
-    model, examples, config: RunConfig, training: bool, sampler: PoissonSampler | None = None
+    model,
+    examples,
+    config: RunConfig,
+    training: bool,
+    sampler: PoissonSampler | None = None,
+    fixed_shapes: bool = True,
 ) -> tf.data.Dataset:
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
     of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`), or Poisson-sampled by
     ``sampler`` (DP-SGD, :func:`poisson_sampler`); evaluation batches of ``batch_size``.
+    ``fixed_shapes=False`` (see :func:`fixed_training_shapes`): fixed-size training batches on
+    fine length buckets, without filler rows.
 
     The choice reaches the task's ``dataset`` call as one :class:`tfft.preprocess.Batching`.
 
@@ -467,8 +489,8 @@ def run_dataset(
     budget = config.train.batch_tokens if training else None
     check_budget_applies(task, budget, option="--batch-tokens", size_option="--batch-size")
     batching = None
-    if training and (budget is not None or sampler is not None):
-        batching = Batching(sampler=sampler, batch_tokens=budget)
+    if training and (budget is not None or sampler is not None or not fixed_shapes):
+        batching = Batching(sampler=sampler, batch_tokens=budget, fixed_shapes=fixed_shapes)
     return task.dataset(
         model,
         examples,

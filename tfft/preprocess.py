@@ -23,6 +23,11 @@ for NER); seq2seq builds on it directly (two sides with their own buckets).
   ``Batching(batch_tokens=N)`` the training batches of :func:`bucketed_dataset` hold at most
   N token slots, on fine length buckets, without filler rows.
 - Otherwise (``batching=None``): shuffled, length-bucketed batches of ``batch_size`` rows.
+  With ``Batching(fixed_shapes=False)`` (what ``tfft fit`` uses when the model runs without
+  XLA, on one replica, without gradient accumulation) they are grouped on the fine length
+  buckets of the token budget (:func:`tfft.token_budget.budget_lengths`) and partial batches
+  keep their real rows only, no filler rows: nothing needs a bounded set of shapes then,
+  and about 7% of SST-2's token slots are padding instead of 40%.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfft.errors import ConfigError
-from tfft.token_budget import budget_dataset
+from tfft.token_budget import budget_dataset, budget_lengths
 from tfft.tokenization import Encoded
 
 logger = logging.getLogger(__name__)
@@ -174,16 +179,22 @@ class Batching:
     """How a training dataset's batches are drawn, when not shuffled batches of ``batch_size``
     rows: handed down explicitly through ``Task.dataset`` (see the module docstring).
 
-    Evaluation and prediction batches ignore it. At most one of the two is set.
+    Evaluation and prediction batches ignore it. At most one of ``sampler`` and
+    ``batch_tokens`` is set.
 
     Attributes:
         sampler: Poisson-sample every batch with this :class:`PoissonSampler` (DP-SGD); it
             records the rows, capacity and steps of the dataset it draws.
         batch_tokens: batches of at most this many token slots (:mod:`tfft.token_budget`).
+        fixed_shapes: batches of ``batch_size`` rows keep a bounded set of shapes (power-of-two
+            length buckets, partial batches filled up with rows of weight 0), as XLA and
+            gradient accumulation need. False: fine length buckets and no filler rows (see
+            the module docstring). Token-budget and Poisson batches ignore it.
     """
 
     sampler: PoissonSampler | None = None
     batch_tokens: int | None = None
+    fixed_shapes: bool = True
 
     def __post_init__(self):
         if self.sampler is not None and self.batch_tokens is not None:
@@ -290,9 +301,10 @@ def bucketed_dataset(
     Training (labelled examples): shuffled every epoch, grouped by ``lengths`` into
     ``buckets`` (``bucket_by_sequence_length``), padded to the bucket length and to
     ``batch_size`` rows (filler rows of weight 0), with a known number of batches
-    (:func:`training_steps`); or drawn as ``batching`` says. Otherwise (evaluation,
-    prediction): in input order, each batch padded to its longest row, then up to the next
-    bucket length; the last batch may be partial.
+    (:func:`training_steps`); or drawn as ``batching`` says (``fixed_shapes=False``: grouped
+    on the fine buckets of ``budget_lengths(max(buckets))``, without filler rows). Otherwise
+    (evaluation, prediction): in input order, each batch padded to its longest row, then up
+    to the next bucket length; the last batch may be partial.
 
     Args:
         columns: per-example data by name: ragged rows (:func:`ragged_rows`) or arrays with
@@ -347,6 +359,8 @@ def bucketed_dataset(
             seed=seed,
             to_grid=to_buckets is None,
         )
+    if not batching.fixed_shapes:
+        buckets = budget_lengths(int(max(buckets)))
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(
@@ -359,8 +373,8 @@ def bucketed_dataset(
     dataset = dataset.map(lambda batch, batch_lengths: batch)
     if to_buckets is not None:
         dataset = dataset.map(to_buckets)
-    # Keep the batch dimension fixed for XLA; padded rows weigh 0.
-    dataset = dataset.map(pad_batch_dim(batch_size))
+    if batching.fixed_shapes:  # keep the batch dimension fixed for XLA; padded rows weigh 0
+        dataset = dataset.map(pad_batch_dim(batch_size))
     # The number of batches does not depend on the shuffle: one partial batch per bucket.
     steps = training_steps(lengths, batch_size, list(buckets))
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
@@ -512,5 +526,7 @@ def text_dataset(
             lambda row: (row["features"], row["labels"], row["weights"]),
             lambda pairs, capacity: pairs.batch(capacity),
         )
-    dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).map(pad_batch_dim(batch_size)).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if batching.fixed_shapes:
+        dataset = dataset.map(pad_batch_dim(batch_size))
+    return dataset.prefetch(tf.data.AUTOTUNE)
