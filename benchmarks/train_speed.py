@@ -646,6 +646,7 @@ def run_tfft(
         batch_tokens = args.batch_tokens or choose_batch_tokens(token_lengths(texts))
         runtime = {**runtime, "xla": False}  # as --batch-tokens does (many shapes)
     with tfft.runtime(tfft.RuntimeConfig(**runtime)) as rt:
+        fixed_shapes = rt.xla if fixed_shapes is None else fixed_shapes
         tf_keras.utils.set_random_seed(SEED)
         with rt.strategy.scope():
             folder = bert_base_folder() if model_name == "bert-base" else checkpoint_folder()
@@ -659,7 +660,7 @@ def run_tfft(
             training=True,
             seed=SEED,
             batch_tokens=batch_tokens,
-            fixed_shapes=rt.xla if fixed_shapes is None else fixed_shapes,
+            fixed_shapes=fixed_shapes,
         )
         total_steps = int(train.cardinality().numpy()) * (args.tta_epochs if args.time_to_accuracy else 1)
         train_config = tfft.TrainConfig(**(train_settings or {}))  # tfft's default rate unless set
@@ -672,7 +673,7 @@ def run_tfft(
             "learning_rate": train_config.learning_rate or TFFT_LEARNING_RATE,
             "lr_schedule": train_config.lr_schedule,
             "batch_tokens": batch_tokens,
-            "fixed_shapes": rt.xla if fixed_shapes is None else fixed_shapes,
+            "fixed_shapes": fixed_shapes,
             "devices": list(rt.devices),
         }
         dev = tfft.make_dataset(model, dev_texts, batch_size=EVAL_BATCH_SIZE, max_length=MAX_LENGTH)

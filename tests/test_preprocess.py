@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfft.dry_run import scan_batches
 from tfft.preprocess import Batching, bucket_lengths, text_dataset, token_dataset, training_steps
 from tfft.token_budget import budget_lengths
 from tfft.tokenization import Encoded
@@ -49,11 +50,8 @@ def test_training_batches_use_few_shapes_and_consistent_masks():
 
 
 def padding_share(dataset) -> float:
-    slots = real = 0
-    for features, _, _ in dataset:
-        mask = features["attention_mask"].numpy()
-        slots, real = slots + mask.size, real + int(mask.sum())
-    return 1 - real / slots
+    _, _, tokens = scan_batches(dataset)  # the dry run's count of token slots and real tokens
+    return 1 - tokens["real"] / tokens["slots"]
 
 
 def test_free_shape_batches_use_fine_buckets_without_filler_rows():

@@ -72,7 +72,5 @@ def make_dataset(
         max_length=max_length,
         training=training,
         seed=seed,
-        batching=None
-        if budget is None and fixed_shapes
-        else Batching(batch_tokens=budget, fixed_shapes=fixed_shapes),
+        batching=Batching(batch_tokens=budget, fixed_shapes=fixed_shapes),
     )

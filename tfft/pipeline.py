@@ -488,9 +488,7 @@ def run_dataset(
     task = model.tfft_spec.task_object
     budget = config.train.batch_tokens if training else None
     check_budget_applies(task, budget, option="--batch-tokens", size_option="--batch-size")
-    batching = None
-    if training and (budget is not None or sampler is not None or not fixed_shapes):
-        batching = Batching(sampler=sampler, batch_tokens=budget, fixed_shapes=fixed_shapes)
+    batching = Batching(sampler=sampler, batch_tokens=budget, fixed_shapes=fixed_shapes) if training else None
     return task.dataset(
         model,
         examples,

@@ -176,8 +176,9 @@ class PoissonSampler:
 
 @dataclasses.dataclass(frozen=True)
 class Batching:
-    """How a training dataset's batches are drawn, when not shuffled batches of ``batch_size``
-    rows: handed down explicitly through ``Task.dataset`` (see the module docstring).
+    """How a training dataset's batches are drawn: handed down explicitly through
+    ``Task.dataset`` (see the module docstring); ``Batching()`` (or None) is shuffled batches
+    of ``batch_size`` rows with bounded shapes.
 
     Evaluation and prediction batches ignore it. At most one of ``sampler`` and
     ``batch_tokens`` is set.
@@ -187,8 +188,8 @@ class Batching:
             records the rows, capacity and steps of the dataset it draws.
         batch_tokens: batches of at most this many token slots (:mod:`tfft.token_budget`).
         fixed_shapes: batches of ``batch_size`` rows keep a bounded set of shapes (power-of-two
-            length buckets, partial batches filled up with rows of weight 0), as XLA and
-            gradient accumulation need. False: fine length buckets and no filler rows (see
+            length buckets, partial batches filled up with rows of weight 0), as XLA, several
+            replicas and gradient accumulation need. False: fine length buckets and no filler rows (see
             the module docstring). Token-budget and Poisson batches ignore it.
     """
 
