@@ -137,7 +137,7 @@ def run_timing(args: argparse.Namespace) -> None:
     """
     from tfft.config import load_config
     from tfft.execution import runtime
-    from tfft.pipeline import build_run_model, read_train_eval, run_dataset
+    from tfft.pipeline import build_run_model, read_train_eval, run_dataset, training_compilation
     from tfft.tasks import get_task
     from tfft.train import compile_model
 
@@ -153,9 +153,10 @@ def run_timing(args: argparse.Namespace) -> None:
             config = load_config(None, overrides(args, name, folder))
             with chosen.strategy.scope():
                 model = build_run_model(config, settings)
-            xla = chosen.xla and (base.runtime.xla is not None or model.tfft_spec.backbone.xla_by_default)
+            xla, fixed_shapes = training_compilation(config, chosen, model)
             compile_model(model, config.train, total_steps=1000, xla=xla)
-            batches = run_dataset(model, train, config, training=True).take(steps).cache().repeat()
+            batches = run_dataset(model, train, config, training=True, fixed_shapes=fixed_shapes)
+            batches = batches.take(steps).cache().repeat()
             contenders[name] = (model.make_train_function(), iter(batches))
         best = dict.fromkeys(names, float("inf"))
         for round_index in range(args.timing_rounds + 1):  # round 0: warm-up

@@ -111,3 +111,36 @@ def test_training_shapes_are_bounded_only_when_something_needs_it():
     assert fixed_training_shapes(config, xla=True, replicas=1)  # one XLA compilation per shape
     assert fixed_training_shapes(config, xla=False, replicas=2)  # equal shares per replica
     assert fixed_training_shapes(accumulating, xla=False, replicas=1)  # equal micro-batches
+
+
+def test_seq2seq_sides_are_padded_to_the_fine_grid_without_fixed_shapes(tmp_path):
+    """Both sides of a summarize batch go to the fine grid (budget_lengths) when batches need
+    not keep bounded shapes, and to power-of-two buckets when they must."""
+    from tfft.preprocess import bucket_lengths
+    from tfft.token_budget import budget_lengths
+
+    build, (texts, labels, pairs) = cases(None, tmp_path)["summarize"]
+    model = build()
+
+    def side_lengths(batching):
+        data = model.tfft_spec.task_object.make_dataset(
+            model, texts, labels, pairs, batch_size=5, max_length=32, training=True, seed=0, batching=batching
+        )
+        return [
+            (*features["input_ids"].shape[::-1], *labels.shape[::-1], float(weights.numpy().sum()))
+            for features, labels, weights in data
+        ]
+
+    target_limit = int(model.tfft_spec.settings["max_target_length"])
+    free, fixed = side_lengths(Batching(fixed_shapes=False)), side_lengths(None)
+    assert {s for s, *_ in free} <= set(budget_lengths(32))
+    assert {t for _, _, t, *_ in free} <= set(budget_lengths(target_limit))
+    assert {s for s, *_ in fixed} <= set(bucket_lengths(32))
+    assert {t for _, _, t, *_ in fixed} <= set(bucket_lengths(target_limit))
+    assert {s for s, *_ in free} - set(bucket_lengths(32))  # lengths between the powers of two
+
+    def slots(batches, side):  # token slots (rows x padded length) of one side
+        return sum(length * rows for length, rows in (batch[2 * side : 2 * side + 2] for batch in batches))
+
+    assert slots(free, 0) < slots(fixed, 0) and slots(free, 1) <= slots(fixed, 1)
+    assert sum(batch[-1] for batch in free) == sum(batch[-1] for batch in fixed)  # the same target tokens

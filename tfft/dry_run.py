@@ -32,10 +32,10 @@ from tfft.pipeline import (
     batch_tokens_runtime,
     build_run_model,
     check_accumulation,
-    fixed_training_shapes,
     privacy_plan,
     read_train_eval,
     run_dataset,
+    training_compilation,
 )
 from tfft.tasks import get_task
 from tfft.train import compile_model
@@ -224,10 +224,7 @@ def run_dry(config: RunConfig, steps: int = 3) -> dict:
         # The peak from here on: training, not the checkpoint reader's transient copies.
         peak_reset = reset_peak_memory()
         parameters = parameter_counts(model)
-        xla = chosen.xla
-        if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
-            xla = False
-        fixed_shapes = fixed_training_shapes(config, xla, chosen.replicas)
+        xla, fixed_shapes = training_compilation(config, chosen, model)
         train_data = run_dataset(model, train, config, training=True, fixed_shapes=fixed_shapes)
         steps_per_epoch = int(train_data.cardinality().numpy())
         batches, samples, tokens = scan_batches(train_data)

@@ -167,9 +167,8 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
             model = build_run_model(config, settings)
         parameters = parameter_counts(model)
         logger.info("Parameters: %s trainable of %s", *(f"{parameters[k]:,}" for k in ("trainable", "total")))
-        xla = chosen.xla
-        if runtime_config.xla is None and not model.tfft_spec.backbone.xla_by_default:
-            xla = False
+        xla, fixed_shapes = training_compilation(config, chosen, model)
+        if chosen.xla and not xla:
             logger.info(
                 "XLA is off by default for %s backbones (--xla turns it on).", model.tfft_spec.backbone.kind
             )
@@ -180,7 +179,6 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         if chosen.is_chief:
             tokens_per_example = _write_data_report(run_dir, train, evaluation, config, model)
         sampler = poisson_sampler(config)
-        fixed_shapes = fixed_training_shapes(config, xla, chosen.replicas)
         if not fixed_shapes and sampler is None and config.train.batch_tokens is None:
             logger.info("Training batches: fine length buckets, no filler rows (no XLA, one replica).")
         train_data = run_dataset(
@@ -330,7 +328,15 @@ def _data_record(config: RunConfig, train, evaluation) -> dict:
 def _training_record(config: RunConfig, chosen, xla: bool, steps: int) -> dict:
     """The export's ``training``: the settings that shaped the weights, and the runtime."""
     train = config.train
-    fields = ("epochs", "batch_size", "batch_tokens", "learning_rate", "lr_schedule", "warmup_ratio")
+    fields = (
+        "epochs",
+        "batch_size",
+        "batch_tokens",
+        "learning_rate",
+        "lr_schedule",
+        "warmup_ratio",
+        "max_warmup_steps",
+    )
     record = {name: getattr(train, name) for name in (*fields, "optimizer", "weight_decay", "seed")}
     return {
         **record,
@@ -453,6 +459,18 @@ def _privacy_report(privacy, history) -> dict:
 
 def _headline(task, metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k in task.headline}
+
+
+def training_compilation(config: RunConfig, chosen, model) -> tuple[bool, bool]:
+    """``(xla, fixed_shapes)`` for training ``model`` under the runtime ``chosen``
+    (:class:`tfft.execution.Runtime`): XLA as the runtime chose it, but off when it was not
+    asked for and the backbone kind does not compile well by default
+    (``backbone.xla_by_default``); ``fixed_shapes`` from :func:`fixed_training_shapes`.
+    """
+    xla = chosen.xla
+    if config.runtime.xla is None and not model.tfft_spec.backbone.xla_by_default:
+        xla = False
+    return xla, fixed_training_shapes(config, xla, chosen.replicas)
 
 
 def fixed_training_shapes(config: RunConfig, xla: bool, replicas: int) -> bool:

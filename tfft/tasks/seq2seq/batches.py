@@ -3,7 +3,9 @@
 Training is teacher forcing: the decoder reads the target shifted right behind the start
 token; the labels are the target ids (end token last), each real target token weighing 1.
 Both sides are padded to bucket lengths (16, 32, ... up to ``max_length`` for the source
-and ``max_target_length`` for the target), so XLA compiles few shapes.
+and ``max_target_length`` for the target), so XLA compiles few shapes; training batches
+that need not keep a bounded set of shapes (``Batching(fixed_shapes=False)``) are padded
+to the fine grid of :func:`tfft.token_budget.budget_lengths` instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfft.preprocess import Batching, bucket_lengths, bucketed_dataset, ragged_rows
+from tfft.token_budget import budget_lengths
 
 
 def encode_sources(model, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
@@ -116,7 +119,11 @@ def seq2seq_batches(
         target_pad,
         0.0,
     )
-    # Training groups examples by their longer side; each side is padded to its own buckets.
+    # Training groups examples by their longer side; each side is padded to its own buckets:
+    # powers of two for bounded shapes, the fine grid when batches need not keep them.
+    grid = bucket_lengths
+    if batching is not None and not batching.fixed_shapes and batching.sampler is None:
+        grid = budget_lengths
     return bucketed_dataset(
         columns,
         seq2seq_example,
@@ -126,6 +133,6 @@ def seq2seq_batches(
         lengths=np.maximum([len(s) for s in source_ids], [len(y) for y in labels]),
         training=training,
         seed=seed,
-        to_buckets=pad_sides(source_buckets, bucket_lengths(max_target_length), source_pad, target_pad),
+        to_buckets=pad_sides(grid(max_length), grid(max_target_length), source_pad, target_pad),
         batching=batching,
     )
