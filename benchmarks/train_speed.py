@@ -122,6 +122,9 @@ TFFT_VARIANTS = {
     "tfft-constant-lr": {
         "train_settings": {"learning_rate": LEARNING_RATE, "lr_schedule": "constant", "warmup_ratio": 0.0}
     },
+    # tfft's defaults with the warm-up capped at N steps (--max-warmup-steps N).
+    "tfft-warmup50": {"train_settings": {"max_warmup_steps": 50}},
+    "tfft-warmup100": {"train_settings": {"max_warmup_steps": 100}},
     # tfft's schedule at the baselines' rate (5e-5: tfft's default before 2026-11-30).
     "tfft-5e-5": {"train_settings": {"learning_rate": LEARNING_RATE}},
 }

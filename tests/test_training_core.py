@@ -83,6 +83,17 @@ def test_optimizer_schedule_follows_the_default_config(schedule):
         assert values[-1] == pytest.approx(peak, rel=1e-6)
 
 
+@pytest.mark.parametrize("total, cap, expected", [(2000, 100, 100), (500, 100, 50), (2000, None, 200)])
+def test_max_warmup_steps_caps_the_warmup_share(total, cap, expected):
+    """--max-warmup-steps shortens a long run's warm-up and leaves a short one's alone."""
+    config = dataclasses.replace(TrainConfig(), warmup_ratio=0.1, max_warmup_steps=cap)
+    schedule = make_optimizer(config, total)._learning_rate
+    assert schedule.get_config()["warmup_steps"] == expected
+    values = rates(schedule, expected + 2)
+    assert values[expected - 2] < values[expected - 1] == pytest.approx(schedule.peak, rel=1e-6)
+    assert values[expected] == pytest.approx(schedule.peak, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     "monitor, mode",
     [
@@ -279,3 +290,22 @@ def test_deterministic_runs_back_up_the_dropout_generators_and_exports_leave_the
     version = tfft.export_saved_model(peek.model, tmp_path / "saved_models" / "m")
     saved = tf.train.load_checkpoint(str(version / "variables" / "variables")).get_variable_to_shape_map()
     assert saved and not [name for name in saved if RANDOM_STATES in name]
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_the_training_step_is_traced_once(tiny_bert_dir, accumulate):
+    """compile_model creates the optimizer's slots, so the first step does not trace the
+    training function a second time to create them (seconds on a real model)."""
+    from tfft.train import compile_model
+
+    model = tfft.build_model(hf_model=str(tiny_bert_dir), label_names=["neg", "pos"])
+    texts = ["good film", "bad film", "a fine day", "awful"] * 4
+    data = tfft.make_dataset(
+        model, texts, ["pos", "neg"] * 8, batch_size=4 * accumulate, max_length=16, training=True, seed=0
+    )
+    compile_model(model, TrainConfig(grad_accum_steps=accumulate), total_steps=8, xla=False)
+    slots = len(model.optimizer.variables)
+    assert slots > 2 * len(model.trainable_variables)  # Adam's two slots per weight, built already
+    model.fit(data, epochs=1, verbose=0)
+    assert model.train_function.experimental_get_tracing_count() == 1
+    assert len(model.optimizer.variables) == slots

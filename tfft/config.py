@@ -317,6 +317,9 @@ class TrainConfig:
         show_default=False,
     )
     warmup_ratio: float = option(0.1, "Share of steps to warm up.", check=fraction)
+    max_warmup_steps: int | None = option(
+        None, "Warm up for at most N steps (caps the share --warmup-ratio gives).", check=positive
+    )
     lr_schedule: str = option(
         "linear", "After warm-up: decay linearly to 0, or stay constant.", choices=LR_SCHEDULES
     )
