@@ -292,10 +292,12 @@ def test_deterministic_runs_back_up_the_dropout_generators_and_exports_leave_the
     assert saved and not [name for name in saved if RANDOM_STATES in name]
 
 
-@pytest.mark.parametrize("accumulate", [1, 2])
-def test_the_training_step_is_traced_once(tiny_bert_dir, accumulate):
+@pytest.mark.parametrize("accumulate, private", [(1, False), (2, False), (1, True)])
+def test_the_training_step_is_traced_once(tiny_bert_dir, accumulate, private):
     """compile_model creates the optimizer's slots, so the first step does not trace the
-    training function a second time to create them (seconds on a real model)."""
+    training function a second time to create them (seconds on a real model); also with
+    gradient accumulation and DP-SGD's step."""
+    from tfft.privacy import PrivacyPlan
     from tfft.train import compile_model
 
     model = tfft.build_model(hf_model=str(tiny_bert_dir), label_names=["neg", "pos"])
@@ -303,7 +305,12 @@ def test_the_training_step_is_traced_once(tiny_bert_dir, accumulate):
     data = tfft.make_dataset(
         model, texts, ["pos", "neg"] * 8, batch_size=4 * accumulate, max_length=16, training=True, seed=0
     )
-    compile_model(model, TrainConfig(grad_accum_steps=accumulate), total_steps=8, xla=False)
+    privacy = None
+    if private:
+        privacy = PrivacyPlan(
+            clip=1.0, noise_multiplier=0.5, batch_size=4, train_rows=16, delta=1e-3, planned_steps=4
+        )
+    compile_model(model, TrainConfig(grad_accum_steps=accumulate), total_steps=8, xla=False, privacy=privacy)
     slots = len(model.optimizer.variables)
     assert slots > 2 * len(model.trainable_variables)  # Adam's two slots per weight, built already
     model.fit(data, epochs=1, verbose=0)
