@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -383,10 +386,6 @@ print("same weights on", strategy.num_replicas_in_sync, "replicas")
 def test_fused_adamw_under_mirrored_strategy():
     """The fused update reaches each replica's copy of a mirrored weight (``tf.distribute``
     update context), giving tf_keras AdamW's weights on two logical CPUs."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     done = subprocess.run(
         [sys.executable, "-c", MIRRORED_ADAMW, str(Path(__file__).parent)],
         capture_output=True,
