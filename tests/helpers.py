@@ -497,6 +497,37 @@ def write_tiny_bpe_model(folder: Path, family: str = "roberta") -> Path:
     return save_random_model(transformers.TFRobertaModel, config, folder)
 
 
+def run_python(
+    code: str, *args, timeout: float = 600, exit_code: int | None = 0
+) -> subprocess.CompletedProcess:
+    """Run ``python -c CODE ARGS`` in a fresh process: for strategies that must be set up before
+    TensorFlow starts, runs that get killed, and checks of what an import pulls in. Fails with
+    the tail of its stderr unless it exits with ``exit_code`` (``-signal.SIGKILL`` for a killed
+    run; None accepts any)."""
+    process = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+    if exit_code is not None:
+        assert process.returncode == exit_code, process.stderr[-3000:]
+    return process
+
+
+def printed_json(process: subprocess.CompletedProcess):
+    """What a script printed as JSON on its last line of stdout."""
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def run_tfft(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``tfft ARGS`` in a new process (no test runner around the streams); the caller
+    checks the exit code, since failing commands are tested too."""
+    return subprocess.run(
+        [sys.executable, "-m", "tfft_cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_example(script: str, run_dir: Path, export_dir: Path | None, report: str, *options: str) -> dict:
     """Run ``examples/SCRIPT`` with its defaults, ``--run-dir``, ``--export-dir`` (unless None)
     and ``options``, as a user would (a fresh process from the repository), and return its

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from helpers import printed_json, run_python
 
 import tfft
 from tfft.accumulation import install_accumulation
@@ -41,11 +39,6 @@ SAME_UPDATES = textwrap.dedent("""
 """)
 
 
-def run_script(script: str, *args) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-c", script, *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
-
-
 def best_weights(run_dir) -> dict:
     """The model weights in a run folder's best checkpoint, by checkpoint key."""
     import tensorflow as tf
@@ -61,7 +54,7 @@ def test_four_micro_batches_of_4_update_like_one_batch_of_16(
 ):
     summaries = {}
     for name, accumulate, batch_size in (("k4", 4, 4), ("k1", 1, 16)):
-        process = run_script(
+        process = run_python(
             SAME_UPDATES,
             no_dropout_bert,
             tiny_sentiment["train"],
@@ -69,9 +62,9 @@ def test_four_micro_batches_of_4_update_like_one_batch_of_16(
             strategy,
             accumulate,
             batch_size,
+            timeout=900,
         )
-        assert process.returncode == 0, process.stderr[-3000:]
-        summaries[name] = json.loads(process.stdout.strip().splitlines()[-1])
+        summaries[name] = printed_json(process)
     small, big = summaries["k4"], summaries["k1"]
     assert small["runtime"]["replicas"] == (2 if strategy == "mirrored" else 1)
     small_weights, big_weights = best_weights(tmp_path / "k4"), best_weights(tmp_path / "k1")
@@ -219,23 +212,25 @@ RESUME = textwrap.dedent("""
 @pytest.mark.long  # about two minutes: three fits in subprocesses, one killed
 def test_resume_from_backup_with_accumulation(tiny_bert_dir, tiny_sentiment, tmp_path):
     def run(folder, kill_at=0):
-        return run_script(
-            RESUME, tiny_bert_dir, tiny_sentiment["train"], tiny_sentiment["dev"], folder, kill_at
+        return run_python(
+            RESUME,
+            tiny_bert_dir,
+            tiny_sentiment["train"],
+            tiny_sentiment["dev"],
+            folder,
+            kill_at,
+            timeout=900,
+            exit_code=-signal.SIGKILL if kill_at else 0,
         )
 
-    baseline = run(tmp_path / "baseline")
-    assert baseline.returncode == 0, baseline.stderr[-3000:]
-    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    expected = printed_json(run(tmp_path / "baseline"))
     per_epoch = expected["per_epoch"]
     assert per_epoch == 8  # 64 rows in updates of 2 x 4
     assert expected["steps"] == 2 * per_epoch
 
-    killed = run(tmp_path / "run", kill_at=per_epoch + per_epoch // 2 + 1)
-    assert killed.returncode == -signal.SIGKILL
+    run(tmp_path / "run", kill_at=per_epoch + per_epoch // 2 + 1)
     assert list((tmp_path / "run" / "backup").rglob("*.index"))
 
-    resumed = run(tmp_path / "run")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    got = printed_json(run(tmp_path / "run"))
     assert got["steps"] == expected["steps"]
     assert got["loss"][-1] == pytest.approx(expected["loss"][-1], abs=0.15)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import run_tfft
 
 from tfft_cli.main import cli
 
@@ -226,12 +225,7 @@ def test_bad_options_and_backbones(tmp_path, tiny_bert_dir, tiny_sentiment):
 
 
 def test_errors_reach_the_shell_without_traceback(tmp_path):
-    process = subprocess.run(
-        [sys.executable, "-m", "tfft_cli.main", "evaluate", str(tmp_path), "--data", str(tmp_path / "x.tsv")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    process = run_tfft("evaluate", tmp_path, "--data", tmp_path / "x.tsv", timeout=120)
     assert process.returncode == 1
     assert "Traceback" not in process.stderr
     assert process.stderr.strip().splitlines()[-1].startswith("Error: ")
@@ -239,34 +233,27 @@ def test_errors_reach_the_shell_without_traceback(tmp_path):
 
 def test_hub_encoder_fit_in_a_fresh_process(tiny_hub_bert, tiny_sentiment, tmp_path):
     """A new process (nothing imported beforehand) can load hub preprocessors and train."""
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tfft_cli.main",
-            "fit",
-            "--json",
-            "--hub-url",
-            str(tiny_hub_bert.encoder_dir),
-            "--hub-preprocess-url",
-            str(tiny_hub_bert.preprocess_dir),
-            "--train",
-            str(tiny_sentiment["train"]),
-            "--eval-split",
-            "0.25",
-            "--text-column",
-            "sentence",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--export-dir",
-            str(tmp_path / "saved_models" / "hub"),
-        ],
-        capture_output=True,
-        text=True,
+    process = run_tfft(
+        "fit",
+        "--json",
+        "--hub-url",
+        tiny_hub_bert.encoder_dir,
+        "--hub-preprocess-url",
+        tiny_hub_bert.preprocess_dir,
+        "--train",
+        tiny_sentiment["train"],
+        "--eval-split",
+        "0.25",
+        "--text-column",
+        "sentence",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--run-dir",
+        tmp_path / "run",
+        "--export-dir",
+        tmp_path / "saved_models" / "hub",
         timeout=300,
     )
     assert process.returncode == 0, process.stderr[-3000:]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import printed_json, run_python, run_tfft
 
 from tfft.config import RunConfig
 from tfft.errors import ConfigError
@@ -39,16 +38,6 @@ def foreign_lines(stderr: str) -> list[str]:
     """The stderr lines that are not on the allow-list."""
     parts = [part for line in stderr.replace("\b", "").split("\n") for part in line.split("\r")]
     return [part for part in parts if part.strip() and not any(p.match(part) for p in ALLOWED)]
-
-
-def tfft(*args, timeout=600):
-    """Run ``tfft ARGS`` in a new process (no test runner around the streams)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tfft_cli.main", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def fit_args(tiny_bert_dir, data, run_dir, *extra):
@@ -81,7 +70,7 @@ def fitted(tiny_bert_dir, tiny_sentiment, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("behaviour")
     export = tmp_path / "saved_models" / "sent"
     args = fit_args(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "--export-dir", export, "--json")
-    process = tfft(*args)
+    process = run_tfft(*args)
     assert process.returncode == 0, process.stderr[-3000:]
     return tmp_path, process
 
@@ -122,7 +111,7 @@ def test_fit_stderr_holds_only_tfft_lines_and_stdout_one_json_document(fitted):
 
 def test_predict_stderr_is_quiet_and_stdout_holds_the_rows(fitted):
     tmp_path, _ = fitted
-    process = tfft(
+    process = run_tfft(
         "predict", tmp_path / "saved_models" / "sent", "--text", "the movie was fun", "--text", "dull"
     )
     assert process.returncode == 0, process.stderr[-3000:]
@@ -134,11 +123,11 @@ def test_predict_stderr_is_quiet_and_stdout_holds_the_rows(fitted):
 @pytest.mark.parametrize("position", ["before", "after"])
 def test_verbose_brings_tensorflow_messages_back_before_or_after_the_command(position):
     args = ["-v", "doctor"] if position == "before" else ["doctor", "-v"]
-    verbose = tfft(*args)
+    verbose = run_tfft(*args)
     assert verbose.returncode in (0, 1), verbose.stderr[-3000:]
     assert "versions:" in verbose.stdout
     assert any(is_noise(line) for line in verbose.stderr.splitlines()), verbose.stderr
-    quiet = tfft("doctor", "-q") if position == "after" else tfft("-q", "doctor")
+    quiet = run_tfft("doctor", "-q") if position == "after" else run_tfft("-q", "doctor")
     assert foreign_lines(quiet.stderr) == []
 
 
@@ -155,13 +144,13 @@ def test_finished_run_is_refused_then_replaced_with_overwrite(fitted, tiny_bert_
     tmp_path, _ = fitted
     run_dir = tmp_path / "run"
     started = time.perf_counter()
-    refused = tfft(*fit_args(tiny_bert_dir, tiny_sentiment, run_dir))
+    refused = run_tfft(*fit_args(tiny_bert_dir, tiny_sentiment, run_dir))
     assert refused.returncode == 1 and time.perf_counter() - started < 15
     assert refused.stderr.strip().splitlines() == [
         f"Error: --run-dir {run_dir} holds a finished run (summary.json). "
         "Give --overwrite to replace it, or another --run-dir."
     ]
-    replaced = tfft(*fit_args(tiny_bert_dir, tiny_sentiment, run_dir, "--overwrite", "-q"))
+    replaced = run_tfft(*fit_args(tiny_bert_dir, tiny_sentiment, run_dir, "--overwrite", "-q"))
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert replaced.stderr.strip() == ""  # -q: no logs, no progress bar
     table = dict(line.split("  ", 1) for line in replaced.stdout.splitlines() if not line.startswith(" "))
@@ -187,11 +176,7 @@ print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "error": error,
 
 
 def early(*args):
-    process = subprocess.run(
-        [sys.executable, "-c", EARLY, *map(str, args)], capture_output=True, text=True, timeout=120
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return printed_json(run_python(EARLY, *args, timeout=120))
 
 
 def test_checks_without_a_model_answer_before_tensorflow_loads(tmp_path, tiny_bert_dir, tiny_sentiment):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import tensorflow as tf
-from helpers import tiny_run_config
+from helpers import printed_json, run_python, tiny_run_config
 
 import tfft
 from tfft.config import RuntimeConfig
@@ -100,21 +97,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_strategy_on_two_logical_cpus_turns_xla_off(tiny_bert_dir, tiny_sentiment, tmp_path):
-    process = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MIRRORED_SCRIPT,
-            str(tiny_bert_dir),
-            str(tiny_sentiment["train"]),
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    runtime = printed_json(
+        run_python(MIRRORED_SCRIPT, tiny_bert_dir, tiny_sentiment["train"], tmp_path / "r")
     )
-    assert process.returncode == 0, process.stderr[-3000:]
-    runtime = json.loads(process.stdout.strip().splitlines()[-1])
     assert runtime["strategy"] == "MirroredStrategy" and runtime["replicas"] == 2 and runtime["xla"] is False
 
 

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import tensorflow as tf
+from helpers import run_python
 
 import tfft
 from tfft import export as export_module
@@ -66,13 +67,7 @@ def versions(folder):
 @pytest.mark.long  # a killed process; the staging rules are tested in-process by default
 def test_killed_export_leaves_no_version_and_is_cleaned_up_later(tiny_bert_dir, tmp_path, model):
     target = tmp_path / "saved_models" / "m"
-    process = subprocess.run(
-        [sys.executable, "-c", KILL_DURING_EXPORT, str(tiny_bert_dir), str(target)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    run_python(KILL_DURING_EXPORT, tiny_bert_dir, target, timeout=300, exit_code=-signal.SIGKILL)
     assert versions(target) == []
     leftovers = [p for p in target.iterdir() if p.name.startswith(".tmp-")]
     assert len(leftovers) == 1 and (leftovers[0] / "saved_model.pb").exists()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import cli_dry_run, tiny_run_config
+from helpers import cli_dry_run, run_python, tiny_run_config
 
 import tfft
 from tfft import lr_range
@@ -208,10 +206,7 @@ MIRRORED = textwrap.dedent("""
 
 @pytest.mark.long  # a fresh process with 2 logical CPUs: about a minute on a loaded machine
 def test_range_test_restores_weights_under_mirrored_strategy(tiny_bert_dir):
-    done = subprocess.run(
-        [sys.executable, "-c", MIRRORED, str(tiny_bert_dir)], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(MIRRORED, tiny_bert_dir)
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
     _, same, steps, replicas = line.split()
     assert same == "True" and replicas == "2" and 5 <= int(steps) <= 15

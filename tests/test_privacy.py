@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
-from helpers import REVIEW_LABELS, REVIEWS
+from helpers import REVIEW_LABELS, REVIEWS, printed_json, run_python
 
 import tfft
 from tfft.config import TrainConfig
@@ -193,10 +191,7 @@ MIRRORED_NOISE = textwrap.dedent("""
 
 @pytest.mark.long  # MirroredStrategy on 2 logical CPUs; one replica's noise is tested by default
 def test_mirrored_strategy_adds_the_noise_once(no_dropout_bert):
-    command = [sys.executable, "-c", MIRRORED_NOISE, str(no_dropout_bert)]
-    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert process.returncode == 0, process.stderr[-3000:]
-    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result = printed_json(run_python(MIRRORED_NOISE, no_dropout_bert))
     assert result["replicas"] == 2
     assert result["count"] > 5_000
     assert result["std"] == pytest.approx(1.5 * 0.4 / 8, rel=0.03)  # twice the noise would be x 1.41

@@ -9,15 +9,12 @@ nothing, in float32, mixed_float16 and under MirroredStrategy on two logical CPU
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REVIEW_LABELS, REVIEWS
+from helpers import REVIEW_LABELS, REVIEWS, printed_json, run_python
 
 import tfft
 from tfft.keras import keras
@@ -154,10 +151,7 @@ MIRRORED_CHUNKS = textwrap.dedent("""
 
 @pytest.mark.long  # two MirroredStrategy fits in a subprocess: about a minute on a loaded machine
 def test_mirrored_strategy_chunked_pass_equals_the_one_pass(no_dropout_bert):
-    command = [sys.executable, "-c", MIRRORED_CHUNKS, str(no_dropout_bert)]
-    process = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert process.returncode == 0, process.stderr[-3000:]
-    result = json.loads(process.stdout.strip().splitlines()[-1])
+    result = printed_json(run_python(MIRRORED_CHUNKS, no_dropout_bert, timeout=900))
     assert result["replicas"] == 2
     assert result["size"] > 0
     assert result["gap"] <= 1e-7

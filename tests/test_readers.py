@@ -1,11 +1,10 @@
 """Tests of tfft.data.readers: CSV/TSV/JSONL/TFDS readers, TextExamples and LabelSet."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 from tfft.data import LabelSet, TableSpec, TextExamples, read_examples
 from tfft.errors import ConfigError, DataError
@@ -130,7 +129,7 @@ def test_max_examples_stops_before_later_errors(tmp_path):
 
 def test_reader_does_not_import_tfds():
     code = "import sys, tfft.data; print('tensorflow_datasets' in sys.modules, 'tensorflow' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = run_python(code)
     assert result.stdout.split() == ["False", "False"]
 
 

@@ -4,12 +4,11 @@ reference, slice keys, the data report's numbers on handmade files, and ``tfft i
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import run_python
 
 from tfft.config import load_config
 from tfft.data import TableSpec, read_examples
@@ -224,8 +223,7 @@ def test_inspect_command_without_tensorflow(handmade):
         "'--text-column', 'sentence', '--max-length', '10']); "
         "print(r.output); print('TF', 'tensorflow' in sys.modules); sys.exit(r.exit_code)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = run_python(code, timeout=120)
     lines = [line for line in result.stdout.splitlines() if not line.startswith("INFO ")]
     assert lines[-1] == "TF False"
     assert lines[0] == f"train: 10 rows from {train_path}"

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
-from helpers import ENGLISH, GERMAN, tiny_run_config, write_german_bert, write_tiny_bert, write_tiny_gpt2_lm
+from helpers import (
+    ENGLISH,
+    GERMAN,
+    printed_json,
+    run_python,
+    tiny_run_config,
+    write_german_bert,
+    write_tiny_bert,
+    write_tiny_gpt2_lm,
+)
 
 import tfft
 from tfft.config import load_config
@@ -285,26 +292,12 @@ def test_killed_token_budget_run_resumes_from_its_backup(tiny_bert_dir, tmp_path
     ).steps
 
     def run(kill_at):
-        args = [
-            sys.executable,
-            "-c",
-            RESUME_SCRIPT,
-            str(tiny_bert_dir),
-            str(train),
-            str(tmp_path / "run"),
-            str(kill_at),
-        ]
-        return subprocess.run(args, capture_output=True, text=True, timeout=600)
+        args = [tiny_bert_dir, train, tmp_path / "run", kill_at]
+        return run_python(RESUME_SCRIPT, *args, exit_code=-signal.SIGKILL if kill_at else 0)
 
-    killed = run(per_epoch + per_epoch // 2 + 1)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run(per_epoch + per_epoch // 2 + 1)
     assert list((tmp_path / "run" / "backup").rglob("*.index"))
-    resumed = run(0)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {
-        "steps": 2 * per_epoch,
-        "per_epoch": per_epoch,
-    }
+    assert printed_json(run(0)) == {"steps": 2 * per_epoch, "per_epoch": per_epoch}
     history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     total, warmup = 2 * per_epoch, round(0.1 * 2 * per_epoch)
     assert history[-1]["step"] == total

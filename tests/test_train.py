@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from helpers import tiny_run_config
+from helpers import printed_json, run_python, tiny_run_config
 
 import tfft
 from tfft.errors import ConfigError
@@ -50,40 +48,24 @@ SCRIPT = textwrap.dedent("""
 
 
 def run(tiny_bert_dir, data, run_dir, strategy, kill_at=0, deterministic=False):
-    args = [
-        sys.executable,
-        "-c",
-        SCRIPT,
-        tiny_bert_dir,
-        data["train"],
-        data["dev"],
-        run_dir,
-        strategy,
-        kill_at,
-        int(deterministic),
-    ]
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600)
+    args = [tiny_bert_dir, data["train"], data["dev"], run_dir, strategy, kill_at, int(deterministic)]
+    return run_python(SCRIPT, *args, exit_code=-signal.SIGKILL if kill_at else 0)
 
 
 @pytest.mark.long  # killed and resumed processes
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_sigkill_mid_epoch_then_same_command_resumes(tiny_bert_dir, tiny_sentiment, tmp_path, strategy):
-    baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", strategy)
-    assert baseline.returncode == 0, baseline.stderr[-3000:]
-    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    expected = printed_json(run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", strategy))
     per_epoch = expected["per_epoch"]
     assert expected["steps"] == 2 * per_epoch
 
     kill_at = per_epoch + per_epoch // 2 + 1  # in the middle of the second epoch
-    killed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy, kill_at)
-    assert killed.returncode == -signal.SIGKILL
+    run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy, kill_at)
     assert list((tmp_path / "run" / "backup").rglob("*.index"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1]
 
-    resumed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    got = printed_json(run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", strategy))
     assert got["steps"] == expected["steps"]
     assert abs(got["eval"] - expected["eval"]) <= 0.25
     assert got["loss"][-1] == pytest.approx(expected["loss"][-1], abs=0.15)
@@ -97,15 +79,12 @@ def test_deterministic_resume_ends_with_the_uninterrupted_runs_weights(
     tiny_bert_dir, tiny_sentiment, tmp_path
 ):
     """With --deterministic, killed mid-epoch and resumed == never killed (final weights)."""
-    baseline = run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", "default", deterministic=True)
-    assert baseline.returncode == 0, baseline.stderr[-3000:]
-    expected = json.loads(baseline.stdout.strip().splitlines()[-1])
+    expected = printed_json(
+        run(tiny_bert_dir, tiny_sentiment, tmp_path / "baseline", "default", deterministic=True)
+    )
     kill_at = expected["per_epoch"] + expected["per_epoch"] // 2 + 1  # in the middle of the second epoch
-    killed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", kill_at, deterministic=True)
-    assert killed.returncode == -signal.SIGKILL
-    resumed = run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", deterministic=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    got = json.loads(resumed.stdout.strip().splitlines()[-1])
+    run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", kill_at, deterministic=True)
+    got = printed_json(run(tiny_bert_dir, tiny_sentiment, tmp_path / "run", "default", deterministic=True))
     assert got["steps"] == expected["steps"]
     assert got["norms"] == pytest.approx(expected["norms"], rel=1e-5)
     assert got["eval"] == pytest.approx(expected["eval"], abs=1e-6)

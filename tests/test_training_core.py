@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_run_config
+from helpers import run_python, tiny_run_config
 
 import tfft
 from tfft.config import ADAPTER_LEARNING_RATE, LEARNING_RATE, RunConfig, TrainConfig
@@ -386,11 +384,5 @@ print("same weights on", strategy.num_replicas_in_sync, "replicas")
 def test_fused_adamw_under_mirrored_strategy():
     """The fused update reaches each replica's copy of a mirrored weight (``tf.distribute``
     update context), giving tf_keras AdamW's weights on two logical CPUs."""
-    done = subprocess.run(
-        [sys.executable, "-c", MIRRORED_ADAMW, str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(MIRRORED_ADAMW, Path(__file__).parent)
     assert "same weights on 2 replicas" in done.stdout
