@@ -197,6 +197,18 @@ class Batching:
     batch_tokens: int | None = None
     fixed_shapes: bool = True
 
+    def grid(self, max_length: int) -> list[int]:
+        """The lengths training batches are padded to, up to ``max_length``: the fine grid of
+        :func:`tfft.token_budget.budget_lengths` for token-budget batches and batches without
+        fixed shapes; powers of two (:func:`bucket_lengths`) for fixed shapes and Poisson samples.
+
+        >>> Batching().grid(64), Batching(fixed_shapes=False).grid(40)
+        ([16, 32, 64], [2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40])
+        """
+        if self.sampler is None and (self.batch_tokens is not None or not self.fixed_shapes):
+            return budget_lengths(max_length)
+        return bucket_lengths(max_length)
+
     def __post_init__(self):
         if self.sampler is not None and self.batch_tokens is not None:
             raise ConfigError(
@@ -361,7 +373,7 @@ def bucketed_dataset(
             to_grid=to_buckets is None,
         )
     if not batching.fixed_shapes:
-        buckets = budget_lengths(int(max(buckets)))
+        buckets = batching.grid(int(max(buckets)))
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(

@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfft.preprocess import Batching, bucket_lengths, bucketed_dataset, ragged_rows
-from tfft.token_budget import budget_lengths
 
 
 def encode_sources(model, texts: Sequence[str], max_length: int) -> list[np.ndarray]:
@@ -119,11 +118,9 @@ def seq2seq_batches(
         target_pad,
         0.0,
     )
-    # Training groups examples by their longer side; each side is padded to its own buckets:
-    # powers of two for bounded shapes, the fine grid when batches need not keep them.
-    grid = bucket_lengths
-    if batching is not None and not batching.fixed_shapes and batching.sampler is None:
-        grid = budget_lengths
+    # Training groups examples by their longer side; each side is padded to its own lengths
+    # (Batching.grid: powers of two for bounded shapes, the fine grid when batches need not keep them).
+    grid = (batching or Batching()).grid
     return bucketed_dataset(
         columns,
         seq2seq_example,
