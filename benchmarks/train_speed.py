@@ -53,9 +53,10 @@ Columns (means over ``--repeats``):
 - ``ex/s``: examples per second over the steps after ``--warmup-steps`` (time from the end
   of the last warm-up step to the end of the last step, input pipeline included).
   Filler rows (tfft pads partial batches with weight-0 rows) are not examples.
-- ``ex/s warm``: the same, also leaving out the steps that fed a shape for the first time,
-  for contenders that compile one program per shape (XLA): what a long run converges to.
-  Equal to ``ex/s`` for the others.
+- ``ex/s warm``: the same, also leaving out the steps that fed a shape for the first time:
+  what a long run converges to. Every contender pays for a new shape: XLA compiles a program,
+  and without XLA oneDNN creates its kernels for the shape (0.2-0.5 s per MiniLM step on 2
+  cores). (Tables before 2026-12-02 left out these steps for XLA contenders only.)
 - ``tok/s``: real (unpadded: attention mask sum) tokens per second over the same steps.
 - ``%peak``: ``tok/s`` x 6 x non-embedding parameters (all weights but the word, position
   and token-type embedding tables; pooler and head included) as a share of the machine's
@@ -272,7 +273,7 @@ class StepLog:
         rows, length = attention_mask.shape
         self.fed.append((int(rows), int(length), int((real > 0).sum()), int(real.sum())))
 
-    def summary(self, warmup_steps: int, compiles_per_shape: bool) -> dict:
+    def summary(self, warmup_steps: int) -> dict:
         steps = len(self.ends)
         if steps <= warmup_steps:
             raise SystemExit(
@@ -292,7 +293,7 @@ class StepLog:
         examples = sum(fed[i][2] for i in measured)
         real = sum(fed[i][3] for i in measured)
         slots = sum(fed[i][0] * fed[i][1] for i in measured)
-        warm = [i for i in measured if not (compiles_per_shape and new_shape[i])]
+        warm = [i for i in measured if not new_shape[i]]
         warm_seconds = sum(edges[i + 1] - edges[i] for i in warm)
         return {
             "steps": steps,
@@ -691,7 +692,7 @@ def run_tfft(
         evaluated = time.perf_counter()
         dev_accuracy = accuracy(model.predict(dev, verbose=0), dev_labels)
         eval_s = time.perf_counter() - evaluated
-        figures = log.summary(args.warmup_steps, compiles_per_shape=rt.xla)
+        figures = log.summary(args.warmup_steps)
         return {
             **figures,
             **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"], rt.precision),
@@ -791,7 +792,7 @@ def train_hf_tf(args, padding: str) -> dict:
     evaluated = time.perf_counter()
     dev_accuracy = accuracy(model.predict(dev, verbose=0)["logits"], dev_labels)
     eval_s = time.perf_counter() - evaluated
-    figures = log.summary(args.warmup_steps, compiles_per_shape=False)
+    figures = log.summary(args.warmup_steps)
     return {
         **figures,
         **flop_figures(keras_non_embedding_params(model), figures["real_tokens_per_s"]),
@@ -890,7 +891,7 @@ def run_torch(args) -> dict:
     evaluated = time.perf_counter()
     dev_accuracy = evaluate()
     eval_s = time.perf_counter() - evaluated
-    figures = log.summary(args.warmup_steps, compiles_per_shape=False)
+    figures = log.summary(args.warmup_steps)
     non_embedding = sum(p.numel() for name, p in model.named_parameters() if not is_embedding_table(name))
     return {
         **figures,

@@ -202,3 +202,16 @@ def test_time_to_accuracy_arguments(train_speed):
     for bad in (["--time-to-accuracy", "85"], ["--tta-eval-every", "0"], ["--batch-tokens", "-1"]):
         with pytest.raises(SystemExit):
             train_speed.parse_args(bad)
+
+
+def test_warm_throughput_leaves_out_each_shapes_first_step(train_speed):
+    """``ex/s warm`` drops the steps that fed a shape for the first time, with or without XLA."""
+    fed = [(32, 16, 32, 300)] * 3 + [(32, 24, 30, 400)] * 2  # a new shape at step 3
+    log = train_speed.StepLog(
+        start=0.0, begins=[0.0, 1.0, 2.0, 2.5, 3.5], ends=[1.0, 2.0, 2.5, 3.5, 4.0], fed=fed
+    )
+    figures = log.summary(warmup_steps=1)
+    assert figures["examples_per_s"] == pytest.approx((32 + 32 + 30 + 30) / 3.0)  # steps 1-4
+    assert figures["warm_examples_per_s"] == pytest.approx((32 + 32 + 30) / 2.0)  # steps 1, 2, 4
+    assert figures["new_shape_steps_measured"] == 1 and figures["shapes"] == 2
+    assert figures["padded_share"] == pytest.approx(1 - (300 + 300 + 400 + 400) / (2 * 32 * 16 + 2 * 32 * 24))
