@@ -27,7 +27,12 @@ for NER); seq2seq builds on it directly (two sides with their own buckets).
   XLA, on one replica, without gradient accumulation) they are grouped on the fine length
   buckets of the token budget (:func:`tfft.token_budget.budget_lengths`) and partial batches
   keep their real rows only, no filler rows: nothing needs a bounded set of shapes then,
-  and about 7% of SST-2's token slots are padding instead of 40%.
+  and about 7% of SST-2's token slots are padding instead of 40%. Examples with two sides
+  (seq2seq's ``to_buckets``) are still grouped on the power-of-two buckets of their longer
+  side, without filler rows, each side padded to the fine grid of its longest row: grouped
+  on the fine grid, every batch held pairs of nearly one length, and the random-weight
+  Marian of the Multi30k example learned more slowly (validation loss after its first
+  epoch 3.71-3.98 in three runs, against 3.27 with the coarse groups and 3.31 with filler rows).
 """
 
 from __future__ import annotations
@@ -315,7 +320,8 @@ def bucketed_dataset(
     ``buckets`` (``bucket_by_sequence_length``), padded to the bucket length and to
     ``batch_size`` rows (filler rows of weight 0), with a known number of batches
     (:func:`training_steps`); or drawn as ``batching`` says (``fixed_shapes=False``: grouped
-    on the fine buckets of ``budget_lengths(max(buckets))``, without filler rows). Otherwise
+    on the fine buckets of ``budget_lengths(max(buckets))``, or on ``buckets`` with a
+    ``to_buckets``, without filler rows). Otherwise
     (evaluation, prediction): in input order, each batch padded to its longest row, then up
     to the next bucket length; the last batch may be partial.
 
@@ -372,7 +378,8 @@ def bucketed_dataset(
             seed=seed,
             to_grid=to_buckets is None,
         )
-    if not batching.fixed_shapes:
+    if not batching.fixed_shapes and to_buckets is None:
+        # Two-sided examples (seq2seq) keep the coarse groups: see the module docstring.
         buckets = batching.grid(int(max(buckets)))
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)

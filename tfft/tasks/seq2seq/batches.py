@@ -4,8 +4,10 @@ Training is teacher forcing: the decoder reads the target shifted right behind t
 token; the labels are the target ids (end token last), each real target token weighing 1.
 Both sides are padded to bucket lengths (16, 32, ... up to ``max_length`` for the source
 and ``max_target_length`` for the target), so XLA compiles few shapes; training batches
-that need not keep a bounded set of shapes (``Batching(fixed_shapes=False)``) are padded
-to the fine grid of :func:`tfft.token_budget.budget_lengths` instead.
+that need not keep a bounded set of shapes (``Batching(fixed_shapes=False)``) have no filler
+rows and are padded to the fine grid of :func:`tfft.token_budget.budget_lengths` instead,
+but are still grouped on the power-of-two buckets of the longer side (batches of pairs of
+nearly one length slowed the Multi30k Marian down: see :mod:`tfft.preprocess`).
 """
 
 from __future__ import annotations
@@ -118,8 +120,9 @@ def seq2seq_batches(
         target_pad,
         0.0,
     )
-    # Training groups examples by their longer side; each side is padded to its own lengths
-    # (Batching.grid: powers of two for bounded shapes, the fine grid when batches need not keep them).
+    # Training groups examples on the power-of-two buckets of their longer side; each side is
+    # padded to its own lengths (Batching.grid: powers of two for bounded shapes, the fine
+    # grid when batches need not keep them).
     grid = (batching or Batching()).grid
     return bucketed_dataset(
         columns,
