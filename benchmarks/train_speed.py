@@ -172,7 +172,9 @@ def cpu_peaks(cpuinfo: str, cores: int | None = None) -> dict:
 
     fp32: cores x FMA units x fp32 lanes x 2 FLOP x GHz. 2 FMA units of 16 lanes with
     ``avx512f``, except on AMD Zen 4 (``AuthenticAMD`` family 25 with ``avx512f``), which runs
-    512-bit instructions on 256-bit pipes: 8 lanes per unit, as with ``avx2``; 4 lanes with SSE.
+    512-bit instructions on 256-bit pipes: 8 lanes per unit, as with ``avx2`` (Zen 2 and 3
+    included); 4 lanes on Zen 1 and Zen+ (family 23 below model 0x30, and Hygon's family 24),
+    whose 128-bit pipes run AVX2 in halves, and with SSE alone.
     bf16: with ``amx_bf16`` (Intel AMX) the tile unit's 1024 FLOP per cycle per core;
     else with ``avx512_bf16`` VDPBF16PS does two bf16 products per fp32 lane: twice the fp32 peak;
     else bf16 runs at the fp32 rate. ``cores``: default, the processors listed in the text.
@@ -190,10 +192,16 @@ def cpu_peaks(cpuinfo: str, cores: int | None = None) -> dict:
     match = re.search(r"@\s*([\d.]+)\s*GHz", model)
     ghz = float(match.group(1)) if match else float(first("cpu MHz") or 0) / 1000
     zen4 = vendor == "AuthenticAMD" and family == "25" and "avx512f" in flags
+    model_number = int(first("model") or 0)
+    zen1 = (vendor, family) == ("HygonGenuine", "24") or (
+        (vendor, family) == ("AuthenticAMD", "23") and model_number < 0x30
+    )
     if zen4:
         isa, lanes = "avx512f on Zen 4's 256-bit pipes", 8
     elif "avx512f" in flags:
         isa, lanes = "avx512f", 16
+    elif zen1 and "avx2" in flags:
+        isa, lanes = "avx2 on Zen 1's 128-bit pipes", 4
     elif "avx2" in flags:
         isa, lanes = "avx2", 8
     else:

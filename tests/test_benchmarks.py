@@ -124,6 +124,9 @@ SAPPHIRE_RAPIDS = cpuinfo(
     BASE_FLAGS + " avx avx2 avx512f avx512dq avx512bw avx512vl avx512_bf16 amx_bf16 amx_tile amx_int8",
     processors=4,
 )  # fmt: skip
+ZEN2_FLAGS = BASE_FLAGS + " avx f16c avx2 sha_ni clzero wbnoinvd"
+ZEN2 = cpuinfo("AuthenticAMD", 23, 49, "AMD EPYC", 2245.78, ZEN2_FLAGS)  # as this project's machines show it
+ZEN1 = cpuinfo("AuthenticAMD", 23, 1, "AMD EPYC 7601 32-Core Processor", 2200.0, ZEN2_FLAGS)
 BROADWELL = cpuinfo(
     "GenuineIntel", 6, 79, "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz", 1200.0, BASE_FLAGS + " avx avx2"
 )
@@ -148,6 +151,12 @@ def test_cpu_peaks_follow_the_cpu_and_precision(train_speed):
     assert avx2["cores"] == 3 and avx2["isa"] == "avx2"
     assert avx2["peak_gflops"] == pytest.approx(3 * 2 * 8 * 2 * 2.4)
     assert avx2["bf16_peak_gflops"] == avx2["peak_gflops"] and "no bf16" in avx2["bf16_formula"]
+    # AMD Zen 2 (family 23, model 49): two 256-bit FMA pipes, as on Intel with AVX2; Zen 1
+    # (model 1) splits AVX2 over two 128-bit pipes: half of it.
+    zen2, zen1 = train_speed.cpu_peaks(ZEN2), train_speed.cpu_peaks(ZEN1)
+    assert zen2["isa"] == "avx2" and zen2["peak_gflops"] == pytest.approx(2 * 2 * 8 * 2 * 2.24578, abs=0.1)
+    assert zen2["bf16_peak_gflops"] == zen2["peak_gflops"]
+    assert "Zen 1" in zen1["isa"] and zen1["peak_gflops"] == pytest.approx(2 * 2 * 4 * 2 * 2.2)
     # The precision a contender trains in picks the peak.
     assert train_speed.cpu_peak(spr, "mixed_bfloat16")[0] == spr["bf16_peak_gflops"]
     peak, basis = train_speed.cpu_peak(spr, "float32")

@@ -459,7 +459,7 @@ class RuntimeConfig:
     )
     xla: bool | None = option(
         None,
-        "XLA-compile training.  [default: on, except on CPUs in bfloat16 and for hub backbones]",
+        "XLA-compile training.  [default: on GPUs, except for hub backbones; off on CPUs]",
         flag="--xla/--no-xla",
         show_default=False,
     )
