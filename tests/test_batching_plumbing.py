@@ -149,3 +149,61 @@ def test_seq2seq_sides_are_padded_to_the_fine_grid_without_fixed_shapes(tmp_path
     assert len(free) == len(fixed) and sum(batch[1] for batch in free) == len(texts) < sum(
         b[1] for b in fixed
     )
+
+
+PADDING = (0, -100)  # pad ids, mask and weights; NER's label padding
+
+
+def eval_rows(model, texts, labels, pairs, batching):
+    """Evaluation batches as rows: (its features' real values, its targets' values), one
+    entry per row (padding left out), in the order the dataset gives them; the lengths the
+    batches are padded to; and their token slots (rows x padded length)."""
+    data = model.tfft_spec.task_object.make_dataset(
+        model, texts, labels, pairs, batch_size=5, max_length=32, batching=batching
+    )
+    rows, lengths, slots = [], [], 0
+    for features, *targets in data:
+        ids = features["input_ids"].numpy()
+        lengths.append(ids.shape[1])
+        slots += ids.size
+        parts = [value.numpy() for value in [*features.values(), *targets]]
+        for r in range(ids.shape[0]):
+            values = [np.ravel(part[r]) for part in parts]
+            rows.append(tuple(tuple(v[~np.isin(v, PADDING)].tolist()) for v in values))
+    return rows, lengths, slots
+
+
+@pytest.mark.parametrize("task", ["classify", "ner", "qa", "summarize", "causal-lm"])
+def test_evaluation_batches_by_length_hold_the_same_rows_with_less_padding(tiny_bert_dir, tmp_path, task):
+    """``Batching(by_length=True)`` (Keras' validation pass in ``tfft fit``): the same rows
+    with the same targets, shortest first, on the fine grid, in no more token slots."""
+    from tfft.token_budget import budget_lengths
+
+    build, (texts, labels, pairs) = cases(tiny_bert_dir, tmp_path)[task]
+    model = build()
+    in_order, _, order_slots = eval_rows(model, texts, labels, pairs, None)
+    by_length, lengths, slots = eval_rows(
+        model, texts, labels, pairs, Batching(fixed_shapes=False, by_length=True)
+    )
+    assert sorted(by_length) == sorted(in_order) and by_length != in_order
+    assert lengths == sorted(lengths) and set(lengths) <= set(budget_lengths(32))
+    real = [len(row[0]) for row in by_length]
+    assert real == sorted(real)  # input ids, shortest first
+    assert slots < order_slots
+
+
+def test_validation_by_length_gives_the_metrics_of_input_order(tiny_bert_dir):
+    """Keras' evaluation of the length-ordered batches equals that of the input-order ones."""
+    model = tfft.build_model(hf_model=str(tiny_bert_dir), label_names=["neg", "pos"])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    labels = ["pos", "neg", "neg"] * 8
+
+    def evaluate(batching):
+        data = model.tfft_spec.task_object.make_dataset(
+            model, TEXTS, labels, None, batch_size=5, max_length=32, batching=batching
+        )
+        return model.evaluate(data, verbose=0, return_dict=True)
+
+    in_order, by_length = evaluate(None), evaluate(Batching(fixed_shapes=False, by_length=True))
+    assert by_length["accuracy"] == in_order["accuracy"]
+    assert by_length["loss"] == pytest.approx(in_order["loss"], rel=1e-5)

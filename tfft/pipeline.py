@@ -184,7 +184,13 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
         train_data = run_dataset(
             model, train, config, training=True, sampler=sampler, fixed_shapes=fixed_shapes
         )
-        eval_data = None if evaluation is None else run_dataset(model, evaluation, config, training=False)
+        # Keras' validation pass only sums losses and metrics: rows ordered by length pad far
+        # less (SST-2 dev, MiniLM: 23,040 token slots instead of 54,528, about 2x faster).
+        eval_data = None
+        if evaluation is not None:
+            eval_data = run_dataset(
+                model, evaluation, config, training=False, fixed_shapes=fixed_shapes, by_length=True
+            )
         steps_per_epoch = int(train_data.cardinality().numpy())
         privacy = privacy_plan(config, train_data, steps_per_epoch, sampler)
         rate_record = None
@@ -490,12 +496,14 @@ def run_dataset(
     training: bool,
     sampler: PoissonSampler | None = None,
     fixed_shapes: bool = True,
+    by_length: bool = False,
 ) -> tf.data.Dataset:
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
     of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`), or Poisson-sampled by
     ``sampler`` (DP-SGD, :func:`poisson_sampler`); evaluation batches of ``batch_size``.
     ``fixed_shapes=False`` (see :func:`fixed_training_shapes`): fixed-size training batches on
-    fine length buckets, without filler rows.
+    fine length buckets, without filler rows, and evaluation batches on the same fine grid.
+    ``by_length``: evaluation rows ordered by length, not input order (Keras' validation pass).
 
     The choice reaches the task's ``dataset`` call as one :class:`tfft.preprocess.Batching`.
 
@@ -506,7 +514,10 @@ def run_dataset(
     task = model.tfft_spec.task_object
     budget = config.train.batch_tokens if training else None
     check_budget_applies(task, budget, option="--batch-tokens", size_option="--batch-size")
-    batching = Batching(sampler=sampler, batch_tokens=budget, fixed_shapes=fixed_shapes) if training else None
+    if training:
+        batching = Batching(sampler=sampler, batch_tokens=budget, fixed_shapes=fixed_shapes)
+    else:
+        batching = Batching(fixed_shapes=fixed_shapes, by_length=by_length) if by_length else None
     return task.dataset(
         model,
         examples,

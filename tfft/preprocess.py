@@ -185,8 +185,8 @@ class Batching:
     ``Task.dataset`` (see the module docstring); ``Batching()`` (or None) is shuffled batches
     of ``batch_size`` rows with bounded shapes.
 
-    Evaluation and prediction batches ignore it. At most one of ``sampler`` and
-    ``batch_tokens`` is set.
+    Evaluation and prediction batches ignore it, except ``by_length``. At most one of
+    ``sampler`` and ``batch_tokens`` is set.
 
     Attributes:
         sampler: Poisson-sample every batch with this :class:`PoissonSampler` (DP-SGD); it
@@ -196,11 +196,15 @@ class Batching:
             length buckets, partial batches filled up with rows of weight 0), as XLA, several
             replicas and gradient accumulation need. False: fine length buckets and no filler rows (see
             the module docstring). Token-budget and Poisson batches ignore it.
+        by_length: evaluation batches hold the rows ordered by length (shortest first), each
+            padded to :meth:`grid`, not in input order: far less padding, for consumers that
+            do not need the order (Keras' validation pass in ``fit``). Training ignores it.
     """
 
     sampler: PoissonSampler | None = None
     batch_tokens: int | None = None
     fixed_shapes: bool = True
+    by_length: bool = False
 
     def grid(self, max_length: int) -> list[int]:
         """The lengths training batches are padded to, up to ``max_length``: the fine grid of
@@ -259,6 +263,14 @@ def ragged_rows(rows: Sequence[np.ndarray], dtype=np.int32) -> tf.RaggedTensor:
     lengths = np.array([len(row) for row in rows], dtype=np.int64)
     values = np.concatenate(rows).astype(dtype) if len(rows) else np.zeros([0], dtype)
     return tf.RaggedTensor.from_row_lengths(values, lengths)
+
+
+def rows_in_order(column: Any, order: np.ndarray) -> Any:
+    """A dataset column (a ``tf.RaggedTensor``, a tensor or an array with one entry per
+    example) with its examples in ``order``."""
+    if isinstance(column, (tf.RaggedTensor, tf.Tensor)):
+        return tf.gather(column, order)
+    return np.asarray(column)[order]
 
 
 def pad_batch_dim(batch_size: int):
@@ -323,7 +335,8 @@ def bucketed_dataset(
     on the fine buckets of ``budget_lengths(max(buckets))``, or on ``buckets`` with a
     ``to_buckets``, without filler rows). Otherwise
     (evaluation, prediction): in input order, each batch padded to its longest row, then up
-    to the next bucket length; the last batch may be partial.
+    to the next bucket length; the last batch may be partial. With ``batching.by_length``
+    the rows come shortest first instead, padded up to ``batching.grid``.
 
     Args:
         columns: per-example data by name: ragged rows (:func:`ragged_rows`) or arrays with
@@ -345,6 +358,10 @@ def bucketed_dataset(
     Returns:
         A dataset of batched elements.
     """
+    if not training and batching is not None and batching.by_length and lengths is not None:
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        columns = {name: rows_in_order(column, order) for name, column in columns.items()}
+        buckets = batching.grid(max(buckets))
     dataset = tf.data.Dataset.from_tensor_slices(dict(columns)).map(example)
     if not (training and isinstance(dataset.element_spec, tuple)):
         dataset = dataset.padded_batch(batch_size, padding_values=padding)
