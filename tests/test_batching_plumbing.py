@@ -8,8 +8,11 @@ task's training batches with a sampler and check that the sampler drew them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import write_tiny_gpt2_lm, write_tiny_t5
 
 import tfft
@@ -207,3 +210,38 @@ def test_validation_by_length_gives_the_metrics_of_input_order(tiny_bert_dir):
     in_order, by_length = evaluate(None), evaluate(Batching(fixed_shapes=False, by_length=True))
     assert by_length["accuracy"] == in_order["accuracy"]
     assert by_length["loss"] == pytest.approx(in_order["loss"], rel=1e-5)
+
+
+def test_final_evaluation_orders_rows_by_length_with_the_same_metrics(tiny_bert_dir, monkeypatch):
+    """A sequence task's ``evaluate_model`` (fit's final metrics) predicts the rows shortest
+    first, and its metrics equal those of the rows in input order."""
+    from tfft.config import RunConfig
+    from tfft.data import TextExamples
+
+    texts = [f"{text} {'and more ' * (i % 5)}".strip() for i, text in enumerate(TEXTS)]
+    labels = ["pos", "neg", "neg"] * 8
+    examples = TextExamples(texts, None, labels, "memory", list(range(1, len(texts) + 1)))
+    model = tfft.build_model(hf_model=str(tiny_bert_dir), label_names=["neg", "pos"])
+    task = model.tfft_spec.task_object
+    settings = model.tfft_spec.settings
+    config = RunConfig()
+    data = task.make_dataset(model, texts, None, None, batch_size=config.train.batch_size, max_length=32)
+    outputs = model.predict(data, verbose=0)
+    answers = {k: v.numpy() for k, v in task.answers(settings, tf.constant(outputs)).items()}
+    in_order = task.metrics(settings, task.targets(settings, examples), answers)
+    assert in_order["accuracy"] not in (0.0, 1.0)  # a score that a misaligned row would move
+
+    lengths = []
+    predict = type(model).predict
+
+    def recording(self, dataset, **kwargs):
+        lengths.extend(int(features["input_ids"].shape[1]) for features in dataset)
+        return predict(self, dataset, **kwargs)
+
+    monkeypatch.setattr(type(model), "predict", recording)
+    short = RunConfig(
+        data=dataclasses.replace(config.data, max_length=32),
+        train=dataclasses.replace(config.train, batch_size=5),
+    )
+    assert task.evaluate_model(model, examples, short) == in_order  # counts: exactly equal
+    assert lengths == sorted(lengths) and len(set(lengths)) > 1
