@@ -183,3 +183,26 @@ def test_make_dataset_rejects_unknown_labels_and_missing_pairs(tiny_bert_dir):
         tfft.make_dataset(model, ["a", "b"], labels=["pos", "meh"])
     with pytest.raises(DataError, match="text_pairs"):
         tfft.make_dataset(model, ["a"], text_pairs=["b"])
+
+
+def test_exported_classifier_batches_rows_by_length_and_answers_in_input_order(
+    tiny_bert_dir, tmp_path, monkeypatch
+):
+    """``run_sequence`` (``tfft predict`` / ``evaluate`` of sentence tasks) sends rows of
+    similar length together and returns every answer at its text's position."""
+    model = tfft.build_model(hf_model=str(tiny_bert_dir), label_names=["neg", "pos"])
+    train_briefly(model)
+    classifier = tfft.ExportedClassifier(tfft.export_saved_model(model, tmp_path / "m", max_length=32))
+    texts = [" ".join(["word"] * (1 + (7 * i) % 11)) + f" {text}" for i, text in enumerate(TEXTS * 3)]
+    alone = np.concatenate([classifier.predict([text])["probabilities"] for text in texts])
+    sent = []
+    call = type(classifier)._call_sequence
+
+    def recording(self, chunk, chunk_pairs):
+        sent.append([len(text) for text in chunk])
+        return call(self, chunk, chunk_pairs)
+
+    monkeypatch.setattr(type(classifier), "_call_sequence", recording)
+    got = classifier.predict(texts, batch_size=4)["probabilities"]
+    np.testing.assert_allclose(got, alone, atol=1e-5)
+    assert [n for chunk in sent for n in chunk] == sorted(len(text) for text in texts)

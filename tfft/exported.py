@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfft.data import LabelSet
 from tfft.errors import DataError, ExportError
 from tfft.export import load_metadata, resolve_export
+from tfft.preprocess import by_length
 from tfft.tasks import get_task
 from tfft.tokenization import HFTextEncoder
 
@@ -88,12 +89,16 @@ class ExportedModel:
     def run_sequence(
         self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64
     ) -> dict[str, np.ndarray]:
-        """Answers of a sequence-level export for all texts, batch by batch (NumPy; strings decoded)."""
+        """Answers of a sequence-level export for all texts, batch by batch (NumPy; strings
+        decoded), in the texts' order. The batches hold rows of similar length (each is padded
+        to its longest row): :func:`tfft.preprocess.by_length`."""
         self.check_pairs(pairs)
+        order = by_length(texts, pairs)
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(texts), batch_size):
-            chunk = list(texts[start : start + batch_size])
-            chunk_pairs = None if pairs is None else list(pairs[start : start + batch_size])
+            rows = order[start : start + batch_size]
+            chunk = [texts[i] for i in rows]
+            chunk_pairs = None if pairs is None else [pairs[i] for i in rows]
             for name, value in self._call_sequence(chunk, chunk_pairs).items():
                 array = value.numpy()
                 if array.dtype == object:
@@ -107,7 +112,8 @@ class ExportedModel:
                 )
                 for name, spec in outputs.items()
             }
-        return {name: np.concatenate(values) for name, values in parts.items()}
+        inverse = np.argsort(order)
+        return {name: np.concatenate(values)[inverse] for name, values in parts.items()}
 
     def _call_sequence(self, texts, pairs) -> dict:
         if self.encoder is None:

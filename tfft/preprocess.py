@@ -265,6 +265,16 @@ def ragged_rows(rows: Sequence[np.ndarray], dtype=np.int32) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_lengths(values, lengths)
 
 
+def by_length(texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
+    """The rows' indices ordered by their characters (text and pair; a proxy for tokens),
+    shortest first: batches of neighbouring rows then pad little.
+
+    >>> by_length(["a long one", "short", "mid size"])
+    [1, 2, 0]
+    """
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
+
+
 def rows_in_order(column: Any, order: np.ndarray) -> Any:
     """A dataset column (a ``tf.RaggedTensor``, a tensor or an array with one entry per
     example) with its examples in ``order``."""

@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfft.data import TableSpec, TextExamples, read_examples
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
-from tfft.preprocess import text_dataset, token_dataset
+from tfft.preprocess import by_length, text_dataset, token_dataset
 from tfft.tasks.base import Task
 from tfft.tokenization import pack_segments, to_dense_inputs
 
@@ -228,15 +228,6 @@ class SequenceTask(Task):
                 row["text_pair"] = examples.pairs[index]
             row.update(self.row(exported.settings, answers, index))
             yield row
-
-
-def by_length(texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[int]:
-    """The rows' indices ordered by their characters (text and pair), shortest first.
-
-    >>> by_length(["a long one", "short", "mid size"])
-    [1, 2, 0]
-    """
-    return sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
 
 
 def _numpy(value: tf.Tensor) -> np.ndarray:
