@@ -185,7 +185,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
             model, train, config, training=True, sampler=sampler, fixed_shapes=fixed_shapes
         )
         # Keras' validation pass only sums losses and metrics: rows ordered by length pad far
-        # less (SST-2 dev, MiniLM: 23,040 token slots instead of 54,528, about 2x faster).
+        # less (872 SST-2 dev rows, MiniLM, batch 32: 13,632 token slots instead of 50,304).
         eval_data = None
         if evaluation is not None:
             eval_data = run_dataset(

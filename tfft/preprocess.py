@@ -275,14 +275,6 @@ def by_length(texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[
     return sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
 
 
-def rows_in_order(column: Any, order: np.ndarray) -> Any:
-    """A dataset column (a ``tf.RaggedTensor``, a tensor or an array with one entry per
-    example) with its examples in ``order``."""
-    if isinstance(column, (tf.RaggedTensor, tf.Tensor)):
-        return tf.gather(column, order)
-    return np.asarray(column)[order]
-
-
 def pad_batch_dim(batch_size: int):
     """A map padding ``(features, labels, weights)`` batches to ``batch_size`` rows of weight 0."""
 
@@ -370,7 +362,7 @@ def bucketed_dataset(
     """
     if not training and batching is not None and batching.by_length and lengths is not None:
         order = np.argsort(np.asarray(lengths), kind="stable")
-        columns = {name: rows_in_order(column, order) for name, column in columns.items()}
+        columns = tf.nest.map_structure(lambda column: tf.gather(column, order), dict(columns))
         buckets = batching.grid(max(buckets))
     dataset = tf.data.Dataset.from_tensor_slices(dict(columns)).map(example)
     if not (training and isinstance(dataset.element_spec, tuple)):
