@@ -522,6 +522,40 @@ def test_export_matches_python_prediction(hf_tagger, ner_files):
     assert rows[0]["words"] == examples.words[0]
 
 
+def test_evaluation_orders_sentences_by_length_with_the_same_metrics(hf_tagger, ner_files, monkeypatch):
+    """predict_model batches the sentences shortest first (in tokens) and answers in input
+    order; evaluate_export sends them ordered by characters (its metrics do not depend on
+    the order). Both give exactly what the sentences one by one give."""
+    from tfft.config import RunConfig, TrainConfig
+    from tfft.tasks.ner.serving import export_word_rows
+    from tfft.tasks.ner.task import _metrics
+
+    model, exported, _ = hf_tagger
+    examples = dev_examples(ner_files)
+    assert examples.texts != sorted(examples.texts, key=len)  # the input order is not by length
+    alone = [
+        TASK.predict_model(model, examples.select([i]), max_length=MAX_LENGTH)[0]
+        for i in range(len(examples))
+    ]
+    longest = []
+    predict_on_batch = type(model).predict_on_batch
+
+    def recording(self, features):
+        longest.append(int(features["attention_mask"].numpy().sum(axis=1).max()))
+        return predict_on_batch(self, features)
+
+    monkeypatch.setattr(type(model), "predict_on_batch", recording)
+    batched = TASK.predict_model(model, examples, batch_size=5, max_length=MAX_LENGTH)
+    assert longest == sorted(longest) and len(set(longest)) > 1 and len(longest) == 10
+    assert [row["tags"] for row in batched] == [row["tags"] for row in alone]
+    for row, one in zip(batched, alone, strict=True):
+        assert row["scores"] == pytest.approx(one["scores"], abs=1e-5)
+    config = RunConfig(data=_data_config(MAX_LENGTH), train=TrainConfig(batch_size=5))
+    assert TASK.evaluate_model(model, examples, config) == _metrics(examples, alone)
+    export_alone = [next(export_word_rows(exported, examples.select([i]), 1)) for i in range(len(examples))]
+    assert TASK.evaluate_export(exported, examples, batch_size=5) == _metrics(examples, export_alone)
+
+
 def _data_config(max_length):
     from tfft.config import DataConfig
 

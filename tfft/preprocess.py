@@ -196,9 +196,10 @@ class Batching:
             length buckets, partial batches filled up with rows of weight 0), as XLA, several
             replicas and gradient accumulation need. False: fine length buckets and no filler rows (see
             the module docstring). Token-budget and Poisson batches ignore it.
-        by_length: evaluation batches hold the rows ordered by length (shortest first), each
-            padded to :meth:`grid`, not in input order: far less padding, for consumers that
-            do not need the order (Keras' validation pass in ``fit``). Training ignores it.
+        by_length: evaluation batches hold the rows ordered by length (shortest first,
+            :func:`length_order`), each padded to :meth:`grid`, not in input order: far less
+            padding, for consumers that do not need the order (Keras' validation pass in
+            ``fit``) or put it back (NER's ``predict_model``). Training ignores it.
     """
 
     sampler: PoissonSampler | None = None
@@ -273,6 +274,16 @@ def by_length(texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[
     [1, 2, 0]
     """
     return sorted(range(len(texts)), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs else 0))
+
+
+def length_order(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The order in which ``Batching(by_length=True)`` evaluation batches hold the rows of
+    these (token) ``lengths``: shortest first, ties in input order.
+
+    >>> length_order([5, 2, 9, 2]).tolist()
+    [1, 3, 0, 2]
+    """
+    return np.argsort(np.asarray(lengths), kind="stable")
 
 
 def pad_batch_dim(batch_size: int):
@@ -361,7 +372,7 @@ def bucketed_dataset(
         A dataset of batched elements.
     """
     if not training and batching is not None and batching.by_length and lengths is not None:
-        order = np.argsort(np.asarray(lengths), kind="stable")
+        order = length_order(lengths)
         columns = tf.nest.map_structure(lambda column: tf.gather(column, order), dict(columns))
         buckets = batching.grid(max(buckets))
     dataset = tf.data.Dataset.from_tensor_slices(dict(columns)).map(example)

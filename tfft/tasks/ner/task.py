@@ -27,7 +27,7 @@ from tfft.data.conll import (
 from tfft.errors import ConfigError, DataError
 from tfft.keras import keras
 from tfft.losses import token_loss
-from tfft.preprocess import Batching, ragged_rows, token_batches
+from tfft.preprocess import Batching, by_length, length_order, ragged_rows, token_batches
 from tfft.tasks.base import Task
 from tfft.tasks.ner.entities import entities
 from tfft.tasks.ner.metrics import EntityF1, class_weights, entity_metrics
@@ -53,8 +53,8 @@ def token_label_dataset(
     """Batches of packed sentences with per-token labels and weights.
 
     Like :func:`tfft.preprocess.token_dataset` (length buckets, fixed training batch size or
-    as ``batching`` says, evaluation and prediction in input order), with one label and one
-    weight per token.
+    as ``batching`` says, evaluation and prediction in input order unless
+    ``batching.by_length``), with one label and one weight per token.
 
     Returns:
         ``(features, labels, weights)`` batches (int32 and float32 ``[batch, length]``
@@ -315,23 +315,32 @@ class NerTask(Task):
         """Per-word tags and scores of an in-memory model (Python tokenization).
 
         Returns:
-            For each sentence ``{"tags": [tag or None], "scores": [...], "truncated_words": n}``.
+            For each sentence, in the input order, ``{"tags": [tag or None], "scores": [...],
+            "truncated_words": n}``.
         """
         encoder = text_encoder(model)
         names = list(model.tfft_spec.settings["labels"])
         packed = pack_words(encoder, examples.words, max_length)
+        # Batches of sentences of similar token lengths pad far less than the input order;
+        # the rows go back to the input order below.
         data = token_label_dataset(
-            packed, None, None, batch_size=batch_size, max_length=max_length, pad_id=encoder.template.pad_id
+            packed,
+            None,
+            None,
+            batch_size=batch_size,
+            max_length=max_length,
+            pad_id=encoder.template.pad_id,
+            batching=Batching(by_length=True),
         )
-        out = []
-        index = 0
+        order = iter(length_order(packed.lengths()).tolist())
+        out: list[dict] = [{}] * len(packed)
         for features in data:
             logits = model.predict_on_batch(features)
             probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy()
             for row in probabilities:
+                index = next(order)
                 ids, scores = word_predictions(row, packed.positions[index])
-                out.append(word_row(ids, scores, names, int(packed.truncated[index])))
-                index += 1
+                out[index] = word_row(ids, scores, names, int(packed.truncated[index]))
         return out
 
     def evaluate_model(self, model, examples, config) -> dict:
@@ -345,6 +354,7 @@ class NerTask(Task):
 
     def evaluate_export(self, exported, examples, batch_size=64) -> dict:
         tag_ids(examples, exported.settings["labels"])
+        examples = examples.select(by_length(examples.texts))  # see _metrics
         return _metrics(examples, list(export_word_rows(exported, examples, batch_size)))
 
     def predict_export(self, exported, examples, batch_size=64):
@@ -405,6 +415,12 @@ def _log_truncation(packed: PackedWords, source: str, max_length: int) -> None:
 
 
 def _metrics(examples: TaggedExamples, rows: list[dict]) -> dict:
+    """Entity metrics of ``rows`` (one per sentence of ``examples``, in the same order).
+
+    They do not depend on the sentences' order, so an export's evaluation sends the sentences
+    ordered by length (:func:`tfft.preprocess.by_length`): batches of similar lengths pad far
+    less than the input order. (``predict_model`` orders them by tokens and puts them back.)
+    """
     predicted = [[tag or OUTSIDE for tag in row["tags"]] for row in rows]
     metrics = entity_metrics(examples.tags, predicted)
     return {
