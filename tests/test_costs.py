@@ -85,7 +85,7 @@ def test_fit_dry_run_json_trains_and_writes_nothing(tiny_bert_dir, tiny_sentimen
     assert memory["optimizer"] == {"float32": 2 * 4 * parameters["trainable"]}
     assert memory["gradients"] == {"float32": 4 * parameters["trainable"]}
     assert sum(memory["weights"].values()) >= 4 * parameters["total"]
-    # No XLA here: fine length buckets, and "[CLS] the movie was good [SEP]" is 6 tokens.
+    # No XLA here: padded to the fine length grid, and "[CLS] the movie was good [SEP]" is 6 tokens.
     assert report["runtime"]["xla"] is False
     assert memory["activation_length"] == 6 and memory["activations"]
     timing = report["time"]

@@ -140,8 +140,8 @@ def runtime(config: RuntimeConfig = RuntimeConfig()):
     if config.xla is None:
         # On GPUs only. On CPUs XLA fails under MirroredStrategy on several (logical)
         # devices, its backend does not use oneDNN's bfloat16 kernels, and even in float32 it
-        # loses to oneDNN without it, whose batches need no bounded set of shapes (fine length
-        # buckets, no filler rows). benchmarks/train_speed.py, MiniLM on 1,024 SST-2 rows, on
+        # loses to oneDNN without it, whose batches need no bounded set of shapes (no filler
+        # rows, padded to the fine length grid). benchmarks/train_speed.py, MiniLM on 1,024 SST-2 rows, on
         # an AMD Zen 2 without bf16: float32 83.5 ex/s without XLA, 42.9 with it (132 / 63 after
         # each shape's first step); earlier on an Intel Xeon: 43.7 / 25.5, on Zen 4: 70.1 / 45.7.
         xla = bool(gpus)

@@ -180,7 +180,7 @@ def _run_fit(config: RunConfig, verbose, callbacks, overwrite: bool, stop: StopR
             tokens_per_example = _write_data_report(run_dir, train, evaluation, config, model)
         sampler = poisson_sampler(config)
         if not fixed_shapes and sampler is None and config.train.batch_tokens is None:
-            logger.info("Training batches: fine length buckets, no filler rows (no XLA, one replica).")
+            logger.info("Training batches: no filler rows, padded to the fine grid (no XLA, one replica).")
         train_data = run_dataset(
             model, train, config, training=True, sampler=sampler, fixed_shapes=fixed_shapes
         )
@@ -484,7 +484,7 @@ def fixed_training_shapes(config: RunConfig, xla: bool, replicas: int) -> bool:
 
     They must with XLA (one compilation per shape), on several replicas (each takes an
     equal share of every batch) and with gradient accumulation (equal micro-batches);
-    otherwise fixed-size batches use fine length buckets and no filler rows.
+    otherwise fixed-size batches have no filler rows and are padded to the fine length grid.
     """
     return bool(xla) or replicas > 1 or config.train.grad_accum_steps > 1
 
@@ -501,8 +501,8 @@ def run_dataset(
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
     of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`), or Poisson-sampled by
     ``sampler`` (DP-SGD, :func:`poisson_sampler`); evaluation batches of ``batch_size``.
-    ``fixed_shapes=False`` (see :func:`fixed_training_shapes`): fixed-size training batches on
-    fine length buckets, without filler rows, and evaluation batches on the same fine grid.
+    ``fixed_shapes=False`` (see :func:`fixed_training_shapes`): fixed-size training batches
+    without filler rows, padded to the fine length grid, and evaluation batches on the same grid.
     ``by_length``: evaluation rows ordered by length, not input order (Keras' validation pass).
 
     The choice reaches the task's ``dataset`` call as one :class:`tfft.preprocess.Batching`.

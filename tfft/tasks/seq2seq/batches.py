@@ -6,8 +6,9 @@ Both sides are padded to bucket lengths (16, 32, ... up to ``max_length`` for th
 and ``max_target_length`` for the target), so XLA compiles few shapes; training batches
 that need not keep a bounded set of shapes (``Batching(fixed_shapes=False)``) have no filler
 rows and are padded to the fine grid of :func:`tfft.token_budget.budget_lengths` instead,
-but are still grouped on the power-of-two buckets of the longer side (batches of pairs of
-nearly one length slowed the Multi30k Marian down: see :mod:`tfft.preprocess`).
+but are still grouped on the power-of-two buckets of the longer side, as every task's rows
+are (batches of pairs of nearly one length slowed the Multi30k Marian down: see
+:mod:`tfft.preprocess`).
 """
 
 from __future__ import annotations
