@@ -332,16 +332,16 @@ class NerTask(Task):
             pad_id=encoder.template.pad_id,
             batching=Batching(by_length=True),
         )
-        order = iter(length_order(packed.lengths()).tolist())
-        out: list[dict] = [{}] * len(packed)
+        order = length_order(packed.lengths())
+        rows: list[dict] = []
         for features in data:
             logits = model.predict_on_batch(features)
             probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy()
             for row in probabilities:
-                index = next(order)
+                index = int(order[len(rows)])
                 ids, scores = word_predictions(row, packed.positions[index])
-                out[index] = word_row(ids, scores, names, int(packed.truncated[index]))
-        return out
+                rows.append(word_row(ids, scores, names, int(packed.truncated[index])))
+        return [rows[k] for k in np.argsort(order)]  # as ExportedModel.run_sequence puts them back
 
     def evaluate_model(self, model, examples, config) -> dict:
         tag_ids(examples, model.tfft_spec.settings["labels"])  # unknown tags: a clear error first
