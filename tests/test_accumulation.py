@@ -234,3 +234,29 @@ def test_resume_from_backup_with_accumulation(tiny_bert_dir, tiny_sentiment, tmp
     got = printed_json(run(tmp_path / "run"))
     assert got["steps"] == expected["steps"]
     assert got["loss"][-1] == pytest.approx(expected["loss"][-1], abs=0.15)
+
+
+def test_per_token_loss_over_rows_accumulates_like_one_batch():
+    """Slices with different numbers of rows and words: each slice's loss is scaled by its
+    share of the batch's denominator (real rows x words per row), not of its words."""
+    import tensorflow as tf
+
+    from tfft.losses import token_loss
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(4, 5, 6)).astype("float32")
+    labels = rng.integers(0, 3, size=(4, 5))
+    # slice 1: rows of 1 and 2 words; slice 2: a row of 5 words and a filler row
+    weights = np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], "float32")
+    updated = []
+    for steps in (1, 2):
+        keras.utils.set_random_seed(7)
+        inputs = keras.Input((5, 6))
+        model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=token_loss(3.0))
+        install_accumulation(model, steps)
+        model.train_on_batch(features, labels, sample_weight=weights)
+        updated.append([w.numpy() for w in model.trainable_variables])
+    for whole, accumulated in zip(*updated, strict=True):
+        np.testing.assert_allclose(accumulated, whole, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(updated[0][0], tf.zeros_like(updated[0][0]))

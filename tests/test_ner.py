@@ -20,6 +20,7 @@ from tfft.data.conll import (
     split_words,
     tag_ids,
 )
+from tfft.config import RunConfig
 from tfft.errors import ConfigError, DataError
 from tfft.tasks.ner.entities import chunk_spans, chunks, entities, tag_tables
 from tfft.tasks.ner.metrics import EntityF1, class_weights, entity_metrics
@@ -764,3 +765,38 @@ def test_format_metrics_lists_types():
     assert lines[0] == "precision 1.0000" and lines[2] == "f1        0.8000"
     assert "truncated words 1" in lines[3]
     assert lines[4].split()[:2] == ["LOC", "precision"] and "support 2" in lines[4]
+
+
+def test_token_loss_weighs_every_word_the_same_in_any_batch():
+    from tfft.losses import token_loss
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(3, 5, 4)), tf.float32)
+    labels = tf.constant(rng.integers(0, 4, size=(3, 5)))
+    # two real rows (4 and 1 labelled words) and a filler row of weight 0
+    weights = tf.constant([[1, 1, 1, 1, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], tf.float32)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits).numpy()
+    total = float(np.sum(nll * weights.numpy()))
+    # divided by real rows x words per sentence, not by the batch's own 5 words
+    np.testing.assert_allclose(float(token_loss(2.5)(labels, logits, weights)), total / (2 * 2.5), rtol=1e-6)
+    np.testing.assert_allclose(float(token_loss()(labels, logits, weights)), total / 5, rtol=1e-6)
+    # the sum over batches of (loss x rows) is the same however the rows are grouped
+    short, long_ = (slice(1, 2), slice(0, 1))
+    parts = [float(token_loss(2.5)(labels[s], logits[s], weights[s])) for s in (short, long_)]
+    np.testing.assert_allclose(sum(parts), 2 * float(token_loss(2.5)(labels, logits, weights)), rtol=1e-6)
+
+
+def test_settings_hold_the_mean_words_per_training_sentence():
+    train = TaggedExamples(
+        words=[["Bob", "went"], ["to", "Paris", "today", "."], ["Rome"]],
+        tags=[["B-PER", "O"], ["O", "B-LOC", "O", "O"], ["B-LOC"]],
+        source="train.conll",
+        rows=[1, 4, 9],
+    )
+    config = RunConfig.from_dict({"model": {"task": "ner"}})
+    settings = TASK.settings_from_data(train, config)
+    assert settings["words_per_sentence"] == round(7 / 3, 4)
+    loss = TASK.loss(type("Spec", (), {"settings": settings})())
+    assert loss.tokens_per_row == round(7 / 3, 4)
+    # models built without training data (tfft.build_model) average over the batch's words
+    assert TASK.loss(type("Spec", (), {"settings": {"labels": ["O", "B-LOC"]}})()).tokens_per_row is None

@@ -7,10 +7,10 @@ slice at a time in a ``tf.while_loop`` and sums the gradients, then calls
 ``optimizer.apply_gradients`` once. Peak activation memory is that of one slice.
 
 The update is that of the whole batch, exactly (up to float rounding): tfft's losses are
-weighted means ``sum(w * loss) / sum(w)`` (:class:`tfft.losses.WeightedMeanLoss`), so
-slice ``i``'s loss is multiplied by ``sum(w_i) / sum(w)`` before its gradient is taken, and
-the scaled slice losses sum to the loss of the whole batch, for per-example and per-token
-weights alike. The learning-rate schedule, weight decay, ``optimizer.iterations`` and
+weighted sums divided by ``d(w)`` (:meth:`tfft.losses.WeightedMeanLoss.denominator`: ``sum(w)``,
+or real rows x tokens per row), so slice ``i``'s loss is multiplied by ``d(w_i) / d(w)``
+before its gradient is taken, and the scaled slice losses sum to the loss of the whole
+batch, for per-example and per-token weights alike. The learning-rate schedule, weight decay, ``optimizer.iterations`` and
 backups count updates; under ``mixed_float16`` the loss-scale optimizer checks the summed
 gradient once, so a non-finite gradient in any slice discards the whole update (the loss
 scale is halved, and ``optimizer.iterations``, which Keras advances on skipped steps, is
@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfft.errors import ConfigError
 from tfft.keras import keras
+from tfft.losses import WeightedMeanLoss
 
 
 def install_accumulation(model: keras.Model, steps: int) -> None:
@@ -68,11 +69,13 @@ def _take(structure, index):
     )
 
 
-def _weight_sum(weights, rows) -> tf.Tensor:
-    """The total sample weight (the number of rows without weights), as float32."""
+def _weight_sum(loss, weights, rows) -> tf.Tensor:
+    """What ``loss`` divides a batch's weighted sum by (:meth:`WeightedMeanLoss.denominator`;
+    the total sample weight for other losses, the number of rows without weights), float32."""
     if weights is None:
         return tf.cast(rows, tf.float32)
-    return tf.add_n([tf.reduce_sum(tf.cast(w, tf.float32)) for w in tf.nest.flatten(weights)])
+    total = loss.denominator if isinstance(loss, WeightedMeanLoss) else tf.reduce_sum
+    return tf.add_n([total(tf.cast(w, tf.float32)) for w in tf.nest.flatten(weights)])
 
 
 def _rows(x) -> tf.Tensor:
@@ -98,7 +101,7 @@ def accumulating_train_step(model: keras.Model, data, steps: int) -> dict:
         message=f"--grad-accum-steps {steps}: the rows of a batch on a replica must split into {steps} equal "
         "micro-batches (make --batch-size a multiple of the number of replicas)",
     )
-    total = _weight_sum(weights, rows)
+    total = _weight_sum(model.loss, weights, rows)
     xs, ys, ws = _split(x, steps), _split(y, steps), _split(weights, steps)
     variables = model.trainable_variables
     optimizer = model.optimizer
@@ -112,7 +115,7 @@ def accumulating_train_step(model: keras.Model, data, steps: int) -> dict:
         with tf.GradientTape() as tape:
             predictions = model(xi, training=True)
             loss = model.compute_loss(xi, yi, predictions, wi)
-            share = tf.math.divide_no_nan(_weight_sum(wi, _rows(xi)), total)
+            share = tf.math.divide_no_nan(_weight_sum(model.loss, wi, _rows(xi)), total)
             loss = tf.cast(loss, tf.float32) * share
             scaled = optimizer.get_scaled_loss(loss) if scaling else loss
         gradients = tape.gradient(scaled, variables)

@@ -4,6 +4,16 @@ Training batches may carry filler rows of sample weight 0 (see :mod:`tfft.prepro
 token-level tasks leave later word pieces, special tokens and padding out of the loss. Every
 loss here is a per-example (or per-token) function wrapped in :class:`WeightedMeanLoss`,
 which divides by the sum of the weights, so a row weighs the same in any batch.
+
+Per-token losses given ``tokens_per_row`` (NER: the mean words per training sentence)
+divide by ``real rows x tokens_per_row`` instead of the batch's own token count, so a token
+weighs the same in any batch too. Length-bucketed batches hold rows of similar length: divided
+by its own count, a batch of 32 four-word sentences (128 tokens) moved the model as much as
+one of 32 forty-word sentences (1,280 tokens), so every token of a short sentence weighed ten
+times more than one of a long sentence. Shuffled batches of random rows have nearly the same
+count every step, which is why the standard recipe's per-batch token mean is no problem there.
+CoNLL-2003 NER (MiniLM, seed 42, float32, power-of-two groups): validation entity F1 after
+the first epoch 0.874 against 0.858-0.862 with the per-batch mean (README, NER).
 """
 
 from __future__ import annotations
@@ -27,9 +37,10 @@ class WeightedMeanLoss(keras.losses.Loss):
     weight whatever batch it is in.
     """
 
-    def __init__(self, per_example, name: str, **kwargs):
+    def __init__(self, per_example, name: str, tokens_per_row: float | None = None, **kwargs):
         super().__init__(name=name, reduction=keras.losses.Reduction.SUM_OVER_BATCH_SIZE, **kwargs)
         self.per_example = per_example
+        self.tokens_per_row = None if tokens_per_row is None else float(tokens_per_row)
 
     def call(self, y_true, y_pred):
         return self.per_example(y_true, y_pred)
@@ -37,9 +48,24 @@ class WeightedMeanLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         losses = tf.cast(self.call(y_true, y_pred), tf.float32)
         if sample_weight is None:
-            return tf.reduce_mean(losses)
+            sample_weight = tf.ones_like(losses)
         weights = tf.cast(tf.reshape(sample_weight, tf.shape(losses)), tf.float32)
-        return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+        return tf.math.divide_no_nan(tf.reduce_sum(losses * weights), self.denominator(weights))
+
+    def denominator(self, weights) -> tf.Tensor:
+        """What a batch's weighted loss sum is divided by, float32: the sum of ``weights``; for
+        per-token weights ``[rows, length]`` with ``tokens_per_row`` set, the number of rows
+        with any weight (filler rows have none) times ``tokens_per_row``.
+
+        >>> loss = WeightedMeanLoss(None, name="tokens", tokens_per_row=2.5)
+        >>> float(loss.denominator(tf.constant([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])))
+        5.0
+        """
+        weights = tf.cast(weights, tf.float32)
+        if self.tokens_per_row is None or weights.shape.rank is None or weights.shape.rank < 2:
+            return tf.reduce_sum(weights)
+        per_row = tf.reduce_sum(weights, axis=list(range(1, weights.shape.rank)))
+        return tf.reduce_sum(tf.cast(per_row > 0, tf.float32)) * self.tokens_per_row
 
     def get_config(self):
         return {"name": self.name}
@@ -128,8 +154,10 @@ def span_loss() -> keras.losses.Loss:
     return WeightedMeanLoss(per_example, name="span_crossentropy")
 
 
-def token_loss() -> keras.losses.Loss:
-    """Cross-entropy of each word's first piece, averaged over the labelled tokens.
+def token_loss(tokens_per_row: float | None = None) -> keras.losses.Loss:
+    """Cross-entropy of each word's first piece, summed over the labelled tokens and divided
+    by ``real rows x tokens_per_row`` (see the module docstring); without ``tokens_per_row``,
+    averaged over the batch's labelled tokens.
 
     Tokens labelled -100 (later pieces, special tokens, padding) have weight 0 and their
     label is clamped so the loss stays finite.
@@ -139,7 +167,7 @@ def token_loss() -> keras.losses.Loss:
         labels = tf.maximum(tf.cast(labels, tf.int32), 0)
         return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
 
-    return WeightedMeanLoss(per_token, name="token_crossentropy")
+    return WeightedMeanLoss(per_token, name="token_crossentropy", tokens_per_row=tokens_per_row)
 
 
 def smoothed_token_crossentropy(smoothing: float):

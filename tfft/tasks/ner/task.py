@@ -184,6 +184,8 @@ class NerTask(Task):
             "tag_column": config.task.tag_column,
             "tokens_field": config.task.tokens_field,
             "tags_field": config.task.tags_field,
+            # What the token loss divides by per row (tfft.losses: a word weighs the same in any batch).
+            "words_per_sentence": round(sum(map(len, train.words)) / max(len(train.words), 1), 4),
         }
 
     def settings_from_args(self, label_names, num_labels, options) -> dict:
@@ -219,7 +221,7 @@ class NerTask(Task):
         return keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
 
     def loss(self, spec):
-        return token_loss()
+        return token_loss(spec.settings.get("words_per_sentence"))
 
     def train_metrics(self, spec) -> list:
         return [EntityF1(spec.label_names)]
