@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from helpers import SHARED_DATA, tiny_vocab, write_tiny_roberta
 
+from tfft.config import RunConfig
 from tfft.data.conll import (
     TaggedExamples,
     detect_scheme,
@@ -20,7 +21,6 @@ from tfft.data.conll import (
     split_words,
     tag_ids,
 )
-from tfft.config import RunConfig
 from tfft.errors import ConfigError, DataError
 from tfft.tasks.ner.entities import chunk_spans, chunks, entities, tag_tables
 from tfft.tasks.ner.metrics import EntityF1, class_weights, entity_metrics

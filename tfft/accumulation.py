@@ -10,13 +10,13 @@ The update is that of the whole batch, exactly (up to float rounding): tfft's lo
 weighted sums divided by ``d(w)`` (:meth:`tfft.losses.WeightedMeanLoss.denominator`: ``sum(w)``,
 or real rows x tokens per row), so slice ``i``'s loss is multiplied by ``d(w_i) / d(w)``
 before its gradient is taken, and the scaled slice losses sum to the loss of the whole
-batch, for per-example and per-token weights alike. The learning-rate schedule, weight decay, ``optimizer.iterations`` and
-backups count updates; under ``mixed_float16`` the loss-scale optimizer checks the summed
-gradient once, so a non-finite gradient in any slice discards the whole update (the loss
-scale is halved, and ``optimizer.iterations``, which Keras advances on skipped steps, is
-put back: it counts applied updates). Metrics are updated on
-every slice (all examples); the training loss is recorded once per update, as the loss
-of the whole batch.
+batch, for per-example and per-token weights alike. The learning-rate schedule, weight
+decay, ``optimizer.iterations`` and backups count updates; under ``mixed_float16`` the
+loss-scale optimizer checks the summed gradient once, so a non-finite gradient in any slice
+discards the whole update (the loss scale is halved, and ``optimizer.iterations``, which
+Keras advances on skipped steps, is put back: it counts applied updates). Metrics are
+updated on every slice (all examples); the training loss is recorded once per update, as
+the loss of the whole batch.
 """
 
 from __future__ import annotations
