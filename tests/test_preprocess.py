@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tfft.dry_run import scan_batches
-from tfft.preprocess import Batching, bucket_lengths, text_dataset, token_dataset, training_steps
+from tfft.preprocess import (
+    Batching,
+    bucket_lengths,
+    ragged_rows,
+    text_dataset,
+    token_batches,
+    token_dataset,
+    training_steps,
+)
 from tfft.token_budget import budget_lengths
 from tfft.tokenization import Encoded
 
@@ -54,43 +63,72 @@ def padding_share(dataset) -> float:
     return 1 - tokens["real"] / tokens["slots"]
 
 
-def test_free_shape_batches_group_coarsely_and_pad_to_the_fine_grid():
-    """``Batching(fixed_shapes=False)`` (tfft fit without XLA): batch_size rows grouped on the
-    power-of-two buckets (rows of one batch from one bucket), each batch padded to the fine
-    grid length of its longest row, partial batches only as long as their real rows; every
-    row once an epoch, with its own label; the batch count known before; less padding than
-    bounded shapes."""
+def free_shape_batches(per_token: bool):
+    """500 rows of 3-128 tokens in training batches of 16 without bounded shapes, labels and
+    weights per row or per token; the row's index is its label (every label of the row)."""
     rng = np.random.default_rng(2)
     lengths = np.concatenate([rng.integers(3, 20, size=400), rng.integers(20, 129, size=100)])
     data = encoded(lengths)
-    labels = np.arange(500, dtype=np.int32)
-    free = token_dataset(
+    free = Batching(fixed_shapes=False)
+    if not per_token:
+        labels = np.arange(500, dtype=np.int32)
+        batches = token_dataset(
+            data, labels, batch_size=16, max_length=128, training=True, seed=3, batching=free
+        )
+        return lengths, data, batches
+    labels = ragged_rows([np.full([n], i, np.int32) for i, n in enumerate(lengths)])
+    weights = ragged_rows([np.ones([n], np.float32) for n in lengths], np.float32)
+    batches = token_batches(
         data,
         labels,
+        weights,
+        label_padding=-1,
         batch_size=16,
         max_length=128,
         training=True,
         seed=3,
-        batching=Batching(fixed_shapes=False),
+        batching=free,
     )
+    return lengths, data, batches
+
+
+@pytest.mark.parametrize("per_token", [False, True], ids=["per-example", "per-token"])
+def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token):
+    """``Batching(fixed_shapes=False)`` (tfft fit without XLA): batch_size rows, each batch
+    padded to the fine grid length of its longest row, partial batches only as long as their
+    real rows; every row once an epoch, with its own labels; the batch count known before.
+    Rows weighed as a whole are grouped on the fine grid (padding under 10%); rows weighed per
+    token on the power-of-two buckets, so a batch mixes lengths (see tfft.preprocess)."""
+    lengths, data, free = free_shape_batches(per_token)
     coarse, fine = bucket_lengths(128), budget_lengths(128)
-    assert int(free.cardinality()) == training_steps(lengths, 16, coarse) == sum(1 for _ in free)
+    groups = coarse if per_token else fine
+    assert int(free.cardinality()) == training_steps(lengths, 16, groups) == sum(1 for _ in free)
     seen, partial, spread = [], 0, []
     for features, y, w in free:
         ids, mask = features["input_ids"].numpy(), features["attention_mask"].numpy()
         rows = ids.shape[0]
-        assert rows <= 16 and y.shape == (rows,) and np.all(w.numpy() == 1.0)  # no filler rows
+        assert rows <= 16 and y.shape[0] == rows
         partial += rows < 16
         row_lengths = mask.sum(axis=1)
         assert ids.shape[1] == fine[np.searchsorted(fine, row_lengths.max())]
-        assert len(set(np.searchsorted(coarse, row_lengths))) == 1  # one power-of-two bucket
+        assert len(set(np.searchsorted(groups, row_lengths))) == 1  # one group per batch
         spread.append(row_lengths.max() - row_lengths.min())
-        for label, row, n in zip(y.numpy(), ids, row_lengths, strict=True):
+        labels = y.numpy() if not per_token else y.numpy()[:, 0]
+        for label, row, n in zip(labels, ids, row_lengths, strict=True):
             assert row[:n].tolist() == data.input_ids[label].tolist()
-        seen.extend(y.numpy().tolist())
+        if per_token:  # each token labelled and weighed, the padding not
+            assert np.array_equal(w.numpy(), mask.astype(np.float32))
+            assert np.all((y.numpy() == labels[:, None]) == (mask == 1))
+        else:
+            assert np.all(w.numpy() == 1.0)  # no filler rows
+        seen.extend(labels.tolist())
     assert sorted(seen) == list(range(500))  # every row once, none added
-    assert 0 < partial <= len(coarse)  # at most one partial batch per bucket
-    assert np.mean(spread) > 4  # not rows of nearly one length (see tfft.preprocess)
+    assert 0 < partial <= len(groups)  # at most one partial batch per group
+    if per_token:
+        assert np.mean(spread) > 4  # not rows of nearly one length
+    else:
+        assert padding_share(free) < 0.1
+    labels = np.arange(500, dtype=np.int32)
     bounded = token_dataset(data, labels, batch_size=16, max_length=128, training=True, seed=3)
     assert padding_share(free) < padding_share(bounded)
 
