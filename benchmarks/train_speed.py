@@ -115,7 +115,7 @@ TFFT_VARIANTS = {
     "tfft-bf16": {"xla": False, "precision": "mixed_bfloat16"},
     "tfft-bf16-xla": {"xla": True, "precision": "mixed_bfloat16"},
     # Fixed-size batches on power-of-two buckets with filler rows, as with XLA (tfft's default
-    # without XLA before 2026-12-02; since then no filler rows, padded to the fine grid).
+    # without XLA before 2026-12-02; since then no filler rows, grouped on the fine grid).
     "tfft-fixed-shapes": {"fixed_shapes": True},
     "tfft-fp32": {"xla": False, "precision": "float32"},
     "tfft-fp32-xla": {"xla": True, "precision": "float32"},

@@ -144,8 +144,8 @@ def runtime(config: RuntimeConfig = RuntimeConfig()):
         # rows, padded to the fine length grid). benchmarks/train_speed.py, MiniLM on 1,024 SST-2 rows, on
         # an AMD Zen 2 without bf16: float32 83.5 ex/s without XLA, 42.9 with it (132 / 63 after
         # each shape's first step); earlier on an Intel Xeon: 43.7 / 25.5, on Zen 4: 70.1 / 45.7.
-        # (Those no-XLA figures had rows grouped on the fine grid; grouped on power-of-two
-        # buckets as now, 63 ex/s on the same Zen 2: still ahead of XLA's 42.9-43.7.)
+        # (Rows grouped on the fine grid, as classification is; grouped on power-of-two
+        # buckets, as per-token losses are, 63 ex/s on the same Zen 2: still ahead of XLA.)
         xla = bool(gpus)
     else:
         xla = config.xla
