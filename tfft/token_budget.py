@@ -23,7 +23,8 @@ the rows (which rows share a batch) and the order of the batches, seeded: no row
 repeated within an epoch, and no filler rows are added.
 
 **Loss.** tfft's losses (:mod:`tfft.losses`) are weighted means over a batch's real rows
-(per-token tasks: over its labelled tokens), so a batch of 300 short rows and one of 20 long
+(per-token tasks: over its labelled tokens; NER: its tagged words' sum over real rows x
+the mean words per training sentence), so a batch of 300 short rows and one of 20 long
 rows each give the mean loss per row, exactly as fixed-size batches do; a row's gradient
 weighs ``1 / rows`` in its batch. We keep the per-example mean rather than weighing by tokens:
 it is what the fixed-size recipe (and every README figure) optimises, and a long row is not
