@@ -102,7 +102,7 @@ def measure_padding(args) -> list[dict]:
             pad_id=encoder.template.pad_id,
             training=True,
             seed=0,
-            batching=Batching(batch_tokens=budget, fixed_shapes=fixed_shapes),
+            batching=Batching(batch_tokens=budget, fixed_shapes=fixed_shapes, fine_groups=True),
         )
         row = {"batching": name, "value": batch_size or budget, **padding_of(dataset)}
         if budget is None:

@@ -33,6 +33,10 @@ def cases(tiny_bert_dir, folder):
             lambda: tfft.build_model(hf_model=bert, label_names=["neg", "pos"]),
             (TEXTS, ["pos", "neg"] * 12, None),
         ),
+        "multilabel": (
+            lambda: tfft.build_model(hf_model=bert, task="multilabel", label_names=["a", "b"]),
+            (TEXTS, [["a"], ["b"], ["a", "b"]] * 8, None),
+        ),
         "ner": (
             lambda: tfft.build_model(hf_model=bert, task="ner", label_names=["O", "B-PER", "I-PER"]),
             (WORDS, [["O"] * len(words) for words in WORDS], None),
@@ -102,6 +106,35 @@ def test_free_shape_batches_reach_every_task(tiny_bert_dir, tmp_path, task):
     free = rows_per_batch(Batching(fixed_shapes=False))
     assert sum(free) == len(texts) and max(free) == 5 and min(free) < 5
     assert set(rows_per_batch(None)) == {5}  # bounded shapes: partial batches filled up
+
+
+@pytest.mark.parametrize("task", ["classify", "multilabel", "ner", "qa", "mlm", "causal-lm"])
+def test_only_rows_weighed_as_a_whole_are_grouped_on_the_fine_grid(tiny_bert_dir, tmp_path, task):
+    """Without fixed shapes, classify, regress and multilabel (``SequenceTask``) opt in to
+    ``Batching(fine_groups=True)``: each batch holds rows of one fine length group. The other
+    tasks group on the power-of-two buckets, so that a batch mixes lengths (grouped finely,
+    NER and QA learned worse: tfft.preprocess)."""
+    from tfft.token_budget import budget_lengths
+
+    build, (texts, labels, pairs) = cases(tiny_bert_dir, tmp_path)[task]
+    model = build()
+    data = model.tfft_spec.task_object.make_dataset(
+        model,
+        texts,
+        labels,
+        pairs,
+        batch_size=5,
+        max_length=32,
+        training=True,
+        seed=0,
+        batching=Batching(fixed_shapes=False),
+    )
+    fine = budget_lengths(32)
+    groups = [
+        set(np.searchsorted(fine, features["attention_mask"].numpy().sum(axis=1))) for features, *_ in data
+    ]
+    assert len(set().union(*groups)) > 1  # the rows' lengths fall in several fine groups
+    assert max(map(len, groups)) == 1 if task in ("classify", "multilabel") else max(map(len, groups)) > 1
 
 
 def test_training_shapes_are_bounded_only_when_something_needs_it():

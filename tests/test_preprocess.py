@@ -63,13 +63,13 @@ def padding_share(dataset) -> float:
     return 1 - tokens["real"] / tokens["slots"]
 
 
-def free_shape_batches(per_token: bool, coarse_groups: bool = False):
+def free_shape_batches(per_token: bool, fine_groups: bool):
     """500 rows of 3-128 tokens in training batches of 16 without bounded shapes, labels and
     weights per row or per token; the row's index is its label (every label of the row)."""
     rng = np.random.default_rng(2)
     lengths = np.concatenate([rng.integers(3, 20, size=400), rng.integers(20, 129, size=100)])
     data = encoded(lengths)
-    free = Batching(fixed_shapes=False, coarse_groups=coarse_groups)
+    free = Batching(fixed_shapes=False, fine_groups=fine_groups)
     if not per_token:
         labels = np.arange(500, dtype=np.int32)
         batches = token_dataset(
@@ -93,20 +93,20 @@ def free_shape_batches(per_token: bool, coarse_groups: bool = False):
 
 
 @pytest.mark.parametrize(
-    ("per_token", "coarse_groups"),
-    [(False, False), (True, False), (False, True)],
-    ids=["per-example", "per-token", "per-example-coarse-groups"],
+    ("per_token", "fine_groups"),
+    [(False, True), (True, False), (False, False)],
+    ids=["per-example-fine-groups", "per-token", "per-example"],
 )
-def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token, coarse_groups):
+def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token, fine_groups):
     """``Batching(fixed_shapes=False)`` (tfft fit without XLA): batch_size rows, each batch
     padded to the fine grid length of its longest row, partial batches only as long as their
     real rows; every row once an epoch, with its own labels; the batch count known before.
-    Rows weighed as a whole are grouped on the fine grid (padding under 10%); rows weighed per
-    token (or with ``coarse_groups``, as qa asks) on the power-of-two buckets, so a batch
-    mixes lengths (see tfft.preprocess)."""
-    lengths, data, free = free_shape_batches(per_token, coarse_groups)
+    With ``fine_groups`` (classify, regress, multilabel) the rows are grouped on the fine grid
+    (padding under 10%); otherwise on the power-of-two buckets, so a batch mixes lengths (see
+    tfft.preprocess)."""
+    lengths, data, free = free_shape_batches(per_token, fine_groups)
     coarse, fine = bucket_lengths(128), budget_lengths(128)
-    mixed = per_token or coarse_groups
+    mixed = not fine_groups
     groups = coarse if mixed else fine
     assert int(free.cardinality()) == training_steps(lengths, 16, groups) == sum(1 for _ in free)
     seen, partial, spread = [], 0, []

@@ -69,7 +69,7 @@ def _take(structure, index):
     )
 
 
-def _weight_sum(loss, weights, rows) -> tf.Tensor:
+def _denominator(loss, weights, rows) -> tf.Tensor:
     """What ``loss`` divides a batch's weighted sum by (:meth:`WeightedMeanLoss.denominator`;
     the total sample weight for other losses, the number of rows without weights), float32."""
     if weights is None:
@@ -101,7 +101,7 @@ def accumulating_train_step(model: keras.Model, data, steps: int) -> dict:
         message=f"--grad-accum-steps {steps}: the rows of a batch on a replica must split into {steps} equal "
         "micro-batches (make --batch-size a multiple of the number of replicas)",
     )
-    total = _weight_sum(model.loss, weights, rows)
+    total = _denominator(model.loss, weights, rows)
     xs, ys, ws = _split(x, steps), _split(y, steps), _split(weights, steps)
     variables = model.trainable_variables
     optimizer = model.optimizer
@@ -115,7 +115,7 @@ def accumulating_train_step(model: keras.Model, data, steps: int) -> dict:
         with tf.GradientTape() as tape:
             predictions = model(xi, training=True)
             loss = model.compute_loss(xi, yi, predictions, wi)
-            share = tf.math.divide_no_nan(_weight_sum(model.loss, wi, _rows(xi)), total)
+            share = tf.math.divide_no_nan(_denominator(model.loss, wi, _rows(xi)), total)
             loss = tf.cast(loss, tf.float32) * share
             scaled = optimizer.get_scaled_loss(loss) if scaling else loss
         gradients = tape.gradient(scaled, variables)

@@ -25,22 +25,13 @@ for NER); seq2seq builds on it directly (two sides with their own buckets).
 - Otherwise (``batching=None``): shuffled, length-bucketed batches of ``batch_size`` rows.
   With ``Batching(fixed_shapes=False)`` (what ``tfft fit`` uses when the model runs without
   XLA, on one replica, without gradient accumulation) partial batches keep their real rows
-  only (no filler rows), and the grouping follows what the loss weighs
-  (:func:`per_token_weights`). Rows weighed as a whole (classify, regress, multilabel)
-  are grouped on the fine grid (:func:`tfft.token_budget.budget_lengths`): about 7% of
-  SST-2's token slots are padding instead of 40%, and no accuracy was lost (SST-2 dev
-  accuracy 0.8536 against 0.8520 grouped on powers of two, 3 seeds of
-  ``benchmarks/quality.py``; the STS-B and multilabel README figures were met so). Rows
-  whose loss weighs each token (ner, causal-lm, mlm; seq2seq pads its two sides the same
-  way) are grouped on the power-of-two buckets, and each batch is padded to the fine grid of
-  its longest row: grouped on the fine grid, every batch held rows of nearly one length and
-  NER learned more slowly. CoNLL-2003 (MiniLM, seed 42, float32), validation entity F1 after
-  epochs 1 and 3: 0.851 and 0.898 on the fine grid against 0.874 and 0.904 on powers of two
-  (0.777 / 0.889 against 0.858 / 0.894 before the token loss was divided by rows x words per
-  sentence, :mod:`tfft.losses`); the random-weight Marian of the Multi30k example had
-  validation loss 3.71-3.98 after its first epoch against 3.27. QA windows are grouped on
-  the power-of-two buckets too (``Batching.coarse_groups``): its README recipe (seed 0,
-  float32, AMD Zen 2) gave EM / F1 35.1 / 52.1 on the fine grid against 37.0 / 54.0.
+  only (no filler rows) and each batch is padded to the fine grid of its longest row
+  (:func:`tfft.token_budget.budget_lengths`). Rows are still grouped on the power-of-two
+  buckets, so that a batch mixes lengths, unless the task opts in with
+  ``Batching(fine_groups=True)``: classify, regress and multilabel do (about 7% of SST-2's
+  token slots are padding instead of 40%, at the same accuracy). Grouped on the fine grid,
+  NER, QA and the Multi30k translation example learned measurably worse (the README's
+  "How the pipeline works", Padding, has the figures).
 """
 
 from __future__ import annotations
@@ -203,11 +194,11 @@ class Batching:
         fixed_shapes: batches of ``batch_size`` rows keep a bounded set of shapes (power-of-two
             length buckets, partial batches filled up with rows of weight 0), as XLA, several
             replicas and gradient accumulation need. False: no filler rows, each batch padded
-            to the fine :meth:`grid`; rows grouped on it, or on the power-of-two buckets for
-            per-token losses (see the module docstring). Token-budget and Poisson batches
-            ignore it.
-        coarse_groups: without fixed shapes, group rows weighed as a whole on the
-            power-of-two buckets too, as per-token losses are (qa: see the module docstring).
+            to the fine :meth:`grid`, rows grouped on the power-of-two buckets. Token-budget and
+            Poisson batches ignore it.
+        fine_groups: without fixed shapes, group the rows on the fine :meth:`grid` too, so that
+            each batch holds rows of nearly one length (classify, regress and multilabel opt in;
+            see the module docstring).
         by_length: evaluation batches hold the rows ordered by length (shortest first,
             :func:`length_order`), each padded to :meth:`grid`, not in input order: far less
             padding, for consumers that do not need the order (Keras' validation pass in
@@ -218,7 +209,7 @@ class Batching:
     batch_tokens: int | None = None
     fixed_shapes: bool = True
     by_length: bool = False
-    coarse_groups: bool = False
+    fine_groups: bool = False
 
     def grid(self, max_length: int) -> list[int]:
         """The lengths training batches are padded to, up to ``max_length``: the fine grid of
@@ -423,11 +414,10 @@ def bucketed_dataset(
         )
     if not batching.fixed_shapes and to_buckets is None:
         grid = batching.grid(int(max(buckets)))
-        if batching.coarse_groups or per_token_weights(dataset.element_spec):
-            # Grouped on the coarse buckets, each batch padded to the fine grid: see the module docstring.
-            to_buckets = pad_length_to_bucket(grid, padding)
-        else:
+        if batching.fine_groups:
             buckets = grid
+        else:  # grouped on the coarse buckets, each batch padded to the fine grid
+            to_buckets = pad_length_to_bucket(grid, padding)
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(
@@ -445,15 +435,6 @@ def bucketed_dataset(
     # The number of batches does not depend on the shuffle: one partial batch per bucket.
     steps = training_steps(lengths, batch_size, list(buckets))
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-
-
-def per_token_weights(element_spec) -> bool:
-    """Whether a dataset's elements ``(features, labels, weights)`` weigh each token, not each
-    row: the loss is then per token (ner, causal-lm, mlm, seq2seq) and the rows of a training
-    batch are grouped coarsely (see the module docstring)."""
-    if not isinstance(element_spec, tuple) or len(element_spec) != 3:
-        return False
-    return any(spec.shape.rank for spec in tf.nest.flatten(element_spec[2]))
 
 
 def _token_example(row: Mapping[str, tf.Tensor]):

@@ -152,6 +152,8 @@ class SequenceTask(Task):
         if pairs is not None and len(pairs) != len(texts):
             raise DataError(f"`text_pairs` has {len(pairs)} entries for {len(texts)} texts.")
         encoder = spec.backbone.encoder
+        if batching is not None:  # rows weighed as a whole: grouped on the fine grid (tfft.preprocess)
+            batching = dataclasses.replace(batching, fine_groups=True)
         if encoder is None:
             return text_dataset(
                 texts,

@@ -236,8 +236,6 @@ class QATask(Task):
                 int(np.count_nonzero(windows.start_positions)) if labelled else 0,
             )
         targets = np.stack([windows.start_positions, windows.end_positions], 1) if labelled else None
-        if batching is not None:  # grouped on power-of-two buckets without XLA (tfft.preprocess)
-            batching = dataclasses.replace(batching, coarse_groups=True)
         return token_dataset(
             Encoded(windows.input_ids, windows.token_type_ids),
             targets,
