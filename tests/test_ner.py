@@ -798,5 +798,11 @@ def test_settings_hold_the_mean_words_per_training_sentence():
     assert settings["words_per_sentence"] == round(7 / 3, 4)
     loss = TASK.loss(type("Spec", (), {"settings": settings})())
     assert loss.tokens_per_row == round(7 / 3, 4)
+    # Token-budget batches hold about the same number of words each, however many sentences:
+    # the loss is then the mean over the batch's own words.
+    budget = RunConfig.from_dict({"model": {"task": "ner"}, "train": {"batch_tokens": 512}})
+    settings = TASK.settings_from_data(train, budget)
+    assert "words_per_sentence" not in settings
+    assert TASK.loss(type("Spec", (), {"settings": settings})()).tokens_per_row is None
     # models built without training data (tfft.build_model) average over the batch's words
     assert TASK.loss(type("Spec", (), {"settings": {"labels": ["O", "B-LOC"]}})()).tokens_per_row is None

@@ -22,13 +22,14 @@ learning-rate schedule ends where it should. Every epoch (:func:`budget_dataset`
 the rows (which rows share a batch) and the order of the batches, seeded: no row is lost or
 repeated within an epoch, and no filler rows are added.
 
-**Loss.** tfft's losses (:mod:`tfft.losses`) are weighted means over a batch's real rows
-(per-token tasks: over its labelled tokens; NER: its tagged words' sum over real rows x
-the mean words per training sentence), so a batch of 300 short rows and one of 20 long
-rows each give the mean loss per row, exactly as fixed-size batches do; a row's gradient
-weighs ``1 / rows`` in its batch. We keep the per-example mean rather than weighing by tokens:
-it is what the fixed-size recipe (and every README figure) optimises, and a long row is not
-more informative about a sentence label than a short one.
+**Loss.** tfft's losses (:mod:`tfft.losses`) are weighted means over a batch's real rows,
+so a batch of 300 short rows and one of 20 long rows each give the mean loss per row, exactly
+as fixed-size batches do; a row's gradient weighs ``1 / rows`` in its batch. We keep the
+per-example mean rather than weighing by tokens: it is what the fixed-size recipe (and every
+README figure) optimises, and a long row is not more informative about a sentence label than
+a short one. Per-token losses are means over the batch's labelled tokens, which a budget keeps
+about the same in every batch; NER too (with fixed-size batches it divides by real rows x
+the mean words per training sentence instead).
 
 **Limits.** The batch shapes vary, so XLA (one compilation per shape) is not used with a
 token budget (:func:`tfft.pipeline.batch_tokens_runtime`); DP-SGD and gradient accumulation

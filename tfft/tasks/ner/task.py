@@ -178,15 +178,19 @@ class NerTask(Task):
         tags = sort_tags(train.tag_counts())
         if not entity_types(tags):
             raise DataError(f"{train.source}: every tag is O; NER needs entity tags (B-PER, I-LOC, ...).")
-        return {
+        settings = {
             "labels": tags,
             "scheme": detect_scheme(train.tags),
             "tag_column": config.task.tag_column,
             "tokens_field": config.task.tokens_field,
             "tags_field": config.task.tags_field,
-            # What the token loss divides by per row (tfft.losses: a word weighs the same in any batch).
-            "words_per_sentence": round(sum(map(len, train.words)) / max(len(train.words), 1), 4),
         }
+        if config.train.batch_tokens is None:
+            # What the token loss divides by per row (tfft.losses: a word weighs the same in any
+            # batch). Token-budget batches hold about the same number of words each, not of rows:
+            # their loss is the mean over the batch's own words.
+            settings["words_per_sentence"] = round(sum(map(len, train.words)) / max(len(train.words), 1), 4)
+        return settings
 
     def settings_from_args(self, label_names, num_labels, options) -> dict:
         NerOptions.from_api(options, self.name)
