@@ -28,9 +28,9 @@ as fixed-size batches do; a row's gradient weighs ``1 / rows`` in its batch. We 
 per-example mean rather than weighing by tokens: it is what the fixed-size recipe (and every
 README figure) optimises, and a long row is not more informative about a sentence label than
 a short one (dividing every batch by the epoch's mean rows per batch instead did no better on
-SST-2: README, speed section). Per-token losses are means over the batch's labelled tokens, which a budget keeps
-about the same in every batch; NER too (with fixed-size batches it divides by real rows x
-the mean words per training sentence instead).
+SST-2: README, speed section). Per-token losses are means over the batch's labelled tokens,
+which a budget keeps about the same in every batch; NER too (with fixed-size batches it
+divides by real rows x the mean words per training sentence instead).
 
 **Limits.** The batch shapes vary, so XLA (one compilation per shape) is not used with a
 token budget (:func:`tfft.pipeline.batch_tokens_runtime`); DP-SGD and gradient accumulation
