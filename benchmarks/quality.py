@@ -17,7 +17,9 @@ Contenders:
   from the same checkpoint, AdamW 5e-5 (weight decay 0.01, none on biases and LayerNorm, as
   the Hugging Face Trainer), 10% linear warm-up then linear decay to 0, float32, per-batch
   dynamic padding, batch 32, max length 128, first-subword labelling for NER;
-- ``--variant NAME="FLAGS"``: more tfft contenders, e.g. ``--variant lr1e-4="--learning-rate 1e-4"``.
+- ``--variant NAME="FLAGS"``: more tfft contenders, e.g. ``--variant lr1e-4="--learning-rate 1e-4"``;
+- ``--torch-variant NAME=RATE``: the PyTorch recipe at another peak learning rate, e.g.
+  ``--torch-variant torch-1e-4=1e-4`` (tfft's default rate).
 
 Two scores per run: ``best`` is what the run reports (tfft keeps the best epoch by the dev
 metric; for PyTorch the best of its per-epoch dev scores, the same rule), ``last`` is the
@@ -182,7 +184,9 @@ def torch_setup(seed: int):
     return torch
 
 
-def torch_train(torch, model, batches_per_epoch, epochs: int, seed: int, evaluate) -> dict:
+def torch_train(
+    torch, model, batches_per_epoch, epochs: int, seed: int, evaluate, learning_rate: float
+) -> dict:
     """The standard loop: AdamW, 10% linear warm-up, linear decay to 0; dev score per epoch."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -194,7 +198,7 @@ def torch_train(torch, model, batches_per_epoch, epochs: int, seed: int, evaluat
             "weight_decay": 0.0,
         },
     ]
-    optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=WEIGHT_DECAY)
     total = batches_per_epoch.count * epochs
     schedule = get_linear_schedule_with_warmup(optimizer, math.ceil(WARMUP_SHARE * total), total)
     generator = torch.Generator().manual_seed(seed)
@@ -259,7 +263,8 @@ def torch_sst2(args, seed: int) -> dict:
             correct += sum(p == y for p, y in zip(predicted, dev_labels[start : start + EVAL_BATCH_SIZE]))
         return correct / len(dev_rows)
 
-    return torch_train(torch, model, Batches(torch, train_rows, collate), args.epochs, seed, evaluate)
+    batches = Batches(torch, train_rows, collate)
+    return torch_train(torch, model, batches, args.epochs, seed, evaluate, args.child_learning_rate)
 
 
 def torch_conll(args, seed: int) -> dict:
@@ -314,11 +319,13 @@ def torch_conll(args, seed: int) -> dict:
                 predicted.append([names[row_ids[first[w]]] if w in first else "O" for w in range(len(words))])
         return f1_score(dev_tags, predicted)
 
-    return torch_train(torch, model, Batches(torch, train_rows, collate), args.conll_epochs, seed, evaluate)
+    batches = Batches(torch, train_rows, collate)
+    return torch_train(torch, model, batches, args.conll_epochs, seed, evaluate, args.child_learning_rate)
 
 
-def run_torch(task: str, args, seed: int, run_dir: Path, extra: list[str]) -> dict:
+def run_torch(task: str, args, seed: int, run_dir: Path, learning_rate: float) -> dict:
     command = [sys.executable, __file__, "--child", task, "--child-seed", str(seed), *passed_sizes(args)]
+    command += ["--child-learning-rate", repr(learning_rate)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=child_env())
     if done.returncode != 0:
@@ -339,16 +346,16 @@ def passed_sizes(args) -> list[str]:
 # --------------------------------------------------------------------------- the parent
 
 
-def contenders(args) -> dict[str, list[str] | None]:
-    """name -> extra tfft flags (None: the PyTorch recipe)."""
-    chosen: dict[str, list[str] | None] = {}
+def contenders(args) -> dict[str, list[str] | float]:
+    """name -> extra tfft flags, or the PyTorch recipe's peak learning rate."""
+    chosen: dict[str, list[str] | float] = {}
     for name in args.contenders.split(","):
         if name == "tfft":
             chosen[name] = []
         elif name == "tfft-fp32":
             chosen[name] = ["--precision", "float32"]
         elif name == "torch":
-            chosen[name] = None
+            chosen[name] = LEARNING_RATE
         elif name:
             raise SystemExit(
                 f"--contenders: unknown contender {name!r}; use tfft, tfft-fp32, torch or --variant"
@@ -360,6 +367,16 @@ def contenders(args) -> dict[str, list[str] | None]:
                 f'--variant must be NAME="FLAGS", e.g. lr1e-4="--learning-rate 1e-4". Received: {variant!r}'
             )
         chosen[name] = shlex.split(flags)
+    for variant in args.torch_variant:
+        name, _, rate = variant.partition("=")
+        try:
+            chosen[name] = float(rate)
+        except ValueError:
+            chosen[name] = -1.0
+        if not name or not chosen[name] > 0:
+            raise SystemExit(
+                f"--torch-variant must be NAME=LEARNING_RATE, e.g. torch-1e-4=1e-4. Received: {variant!r}"
+            )
     return chosen
 
 
@@ -404,6 +421,12 @@ def main(argv=None) -> None:
         "--contenders", default="tfft,tfft-fp32,torch", help="Comma-separated: tfft, tfft-fp32, torch."
     )
     parser.add_argument("--variant", action="append", default=[], help='More tfft contenders: NAME="FLAGS".')
+    parser.add_argument(
+        "--torch-variant",
+        action="append",
+        default=[],
+        help="The PyTorch recipe at another learning rate: NAME=RATE.",
+    )
     parser.add_argument("--rows", type=int, default=4000, help="SST-2 training rows (the first N).")
     parser.add_argument("--epochs", type=int, default=2, help="SST-2 epochs.")
     parser.add_argument("--dev-rows", type=int, default=None, help="SST-2 dev rows (default: all 6,735).")
@@ -417,6 +440,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None, help="Results folder (rerun with it to continue).")
     parser.add_argument("--child", choices=("sst2", "conll"), help=argparse.SUPPRESS)
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-learning-rate", type=float, default=LEARNING_RATE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
@@ -440,12 +464,12 @@ def main(argv=None) -> None:
     # seeds outermost: every contender sees the same machine load in turn
     for task in tasks:
         for seed in range(FIRST_SEED, FIRST_SEED + args.seeds):
-            for name, extra in chosen.items():
+            for name, setting in chosen.items():
                 if (task, name, seed) in done:
                     continue
-                runner = run_torch if extra is None else run_tfft
-                result = runner(task, args, seed, out / f"{task}-{name}-{seed}", extra or [])
-                record = {"task": task, "contender": name, "seed": seed, "flags": extra, **result}
+                runner = run_torch if isinstance(setting, float) else run_tfft
+                result = runner(task, args, seed, out / f"{task}-{name}-{seed}", setting)
+                record = {"task": task, "contender": name, "seed": seed, "flags": setting, **result}
                 results.append(record)
                 with results_path.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")

@@ -14,9 +14,12 @@ Each contender runs in its own subprocess, and repeats alternate between contend
 
 Contenders:
 
-- ``tfft``: tfft's public API with its defaults (length buckets 16/32/64/128 with a fixed
-  batch size; the runtime tfft picks for the machine: on a CPU with bfloat16 support
-  mixed_bfloat16 and no XLA; AdamW with warm-up and linear decay).
+- ``tfft``: tfft's public API with its defaults (batches of 32 rows of about one length: on a
+  CPU, where XLA is off, rows grouped on the fine length grid (steps of 2 up to 16, of 4 up
+  to 32, of 8 beyond), each batch padded to its longest row's grid length, no filler rows;
+  under XLA the bounded power-of-two shapes; the precision tfft picks for the machine:
+  mixed_bfloat16 on a CPU with bfloat16 math, else float32; AdamW with warm-up and linear
+  decay).
 - ``tfft-budget``: the same with token-budget batches (``batch_tokens``, the CLI's
   ``--batch-tokens N``; XLA off, as the CLI does): ``--batch-tokens`` N, or by default the
   multiple of 32 whose batches hold closest to 32 rows on average on the rows trained on

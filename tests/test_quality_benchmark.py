@@ -42,13 +42,21 @@ def test_readers_take_the_first_rows_unchanged(quality, data):
 
 def test_contenders_and_variants(quality):
     args = argparse.Namespace(
-        contenders="tfft,torch", variant=["lr1e-4=--learning-rate 1e-4 --precision float32"]
+        contenders="tfft,torch",
+        variant=["lr1e-4=--learning-rate 1e-4 --precision float32"],
+        torch_variant=["torch-1e-4=1e-4"],
     )
     assert quality.contenders(args) == {
         "tfft": [],
-        "torch": None,
+        "torch": 5e-5,
         "lr1e-4": ["--learning-rate", "1e-4", "--precision", "float32"],
+        "torch-1e-4": 1e-4,
     }
+    for bad in ("torch-fast", "torch-fast=fast", "=1e-4", "torch-neg=-1e-4"):
+        args.torch_variant = [bad]
+        with pytest.raises(SystemExit, match="--torch-variant must be NAME=LEARNING_RATE"):
+            quality.contenders(args)
+    args.torch_variant = []
     args.variant = ["no-flags"]
     with pytest.raises(SystemExit, match="--variant must be"):
         quality.contenders(args)
