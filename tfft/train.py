@@ -69,6 +69,12 @@ class FusedAdamUpdate:
     branch and PyTorch's dense one. MiniLM's steps (11.7M of its 22.7M weights in the
     embedding; bfloat16, 2 CPU cores) took 260-273 ms instead of 332-360 ms with tf_keras'
     composed ops, interleaved in one process. AMSGrad keeps the composed ops.
+
+    AdamW's decoupled weight decay (``var -= var * weight_decay * lr``, before the update) is
+    one multiply and one assignment, ``var = var * (1 - lr * weight_decay)``, in place of
+    tf_keras' two multiplies and a subtraction: the same formula up to float rounding, and
+    fewer passes over memory (all of MiniLM's updates: 28.8 ms instead of 34.3, median of 7
+    interleaved rounds on an AMD Zen 4, bfloat16 policy, 2 cores).
     """
 
     def update_step(self, gradient, variable):
@@ -92,6 +98,23 @@ class FusedAdamUpdate:
             epsilon=tf.cast(self.epsilon, dtype),
             grad=gradient,
         )
+
+    def _apply_weight_decay(self, variables):
+        """``var = var * (1 - lr * weight_decay)`` for every decayed weight, on every replica."""
+        if self.weight_decay is None:
+            return
+
+        def decay_all(distribution, variables, **kwargs):
+            def decay(variable):
+                if self._use_weight_decay(variable):
+                    dtype = variable.dtype
+                    rate = tf.cast(self.learning_rate, dtype) * tf.cast(self.weight_decay, dtype)
+                    variable.assign(variable * (1 - rate))
+
+            for variable in variables:
+                distribution.extended.update(variable, decay, group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(decay_all, self._distribution_strategy, variables)
 
 
 class AdamW(FusedAdamUpdate, keras.optimizers.AdamW):
