@@ -109,14 +109,19 @@ def test_free_shape_batches_reach_every_task(tiny_bert_dir, tmp_path, task):
 
 
 @pytest.mark.parametrize("task", ["classify", "multilabel", "ner", "qa", "mlm", "causal-lm"])
-def test_only_rows_weighed_as_a_whole_are_grouped_on_the_fine_grid(tiny_bert_dir, tmp_path, task):
+def test_each_task_groups_its_training_rows_as_it_chose(tiny_bert_dir, tmp_path, task):
     """Without fixed shapes, classify, regress and multilabel (``SequenceTask``) opt in to
-    ``Batching(fine_groups=True)``: each batch holds rows of one fine length group. The other
-    tasks group on the power-of-two buckets, so that a batch mixes lengths (grouped finely,
-    NER and QA learned worse: tfft.preprocess)."""
+    ``Batching(groups="fine")``: each batch holds rows of one fine length group. NER opts in to
+    ``groups="none"``: random rows, a batch's rows in several power-of-two buckets. The other
+    tasks group on the power-of-two buckets, so that a batch mixes lengths within one (see
+    tfft.preprocess and the README's Padding)."""
+    from tfft.preprocess import bucket_lengths
     from tfft.token_budget import budget_lengths
 
     build, (texts, labels, pairs) = cases(tiny_bert_dir, tmp_path)[task]
+    if task == "ner":  # rows of over 16 tokens too: two power-of-two buckets
+        texts = texts + [["word"] * 20] * 12
+        labels = labels + [["O"] * 20] * 12
     model = build()
     data = model.tfft_spec.task_object.make_dataset(
         model,
@@ -129,12 +134,12 @@ def test_only_rows_weighed_as_a_whole_are_grouped_on_the_fine_grid(tiny_bert_dir
         seed=0,
         batching=Batching(fixed_shapes=False),
     )
-    fine = budget_lengths(32)
-    groups = [
-        set(np.searchsorted(fine, features["attention_mask"].numpy().sum(axis=1))) for features, *_ in data
-    ]
-    assert len(set().union(*groups)) > 1  # the rows' lengths fall in several fine groups
-    assert max(map(len, groups)) == 1 if task in ("classify", "multilabel") else max(map(len, groups)) > 1
+    lengths = [features["attention_mask"].numpy().sum(axis=1) for features, *_ in data]
+    fine = [set(np.searchsorted(budget_lengths(32), batch)) for batch in lengths]
+    coarse = [set(np.searchsorted(bucket_lengths(32), batch)) for batch in lengths]
+    assert len(set().union(*fine)) > 1  # the rows' lengths fall in several fine groups
+    assert max(map(len, fine)) == 1 if task in ("classify", "multilabel") else max(map(len, fine)) > 1
+    assert max(map(len, coarse)) > 1 if task == "ner" else max(map(len, coarse)) == 1
 
 
 def test_training_shapes_are_bounded_only_when_something_needs_it():

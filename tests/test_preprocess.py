@@ -63,13 +63,13 @@ def padding_share(dataset) -> float:
     return 1 - tokens["real"] / tokens["slots"]
 
 
-def free_shape_batches(per_token: bool, fine_groups: bool):
+def free_shape_batches(per_token: bool, groups: str):
     """500 rows of 3-128 tokens in training batches of 16 without bounded shapes, labels and
     weights per row or per token; the row's index is its label (every label of the row)."""
     rng = np.random.default_rng(2)
     lengths = np.concatenate([rng.integers(3, 20, size=400), rng.integers(20, 129, size=100)])
     data = encoded(lengths)
-    free = Batching(fixed_shapes=False, fine_groups=fine_groups)
+    free = Batching(fixed_shapes=False, groups=groups)
     if not per_token:
         labels = np.arange(500, dtype=np.int32)
         batches = token_dataset(
@@ -93,21 +93,21 @@ def free_shape_batches(per_token: bool, fine_groups: bool):
 
 
 @pytest.mark.parametrize(
-    ("per_token", "fine_groups"),
-    [(False, True), (True, False), (False, False)],
-    ids=["per-example-fine-groups", "per-token", "per-example"],
+    ("per_token", "kind"),
+    [(False, "fine"), (True, "buckets"), (False, "buckets"), (True, "none")],
+    ids=["per-example-fine-groups", "per-token", "per-example", "per-token-random-rows"],
 )
-def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token, fine_groups):
+def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token, kind):
     """``Batching(fixed_shapes=False)`` (tfft fit without XLA): batch_size rows, each batch
     padded to the fine grid length of its longest row, partial batches only as long as their
     real rows; every row once an epoch, with its own labels; the batch count known before.
-    With ``fine_groups`` (classify, regress, multilabel) the rows are grouped on the fine grid
-    (padding under 10%); otherwise on the power-of-two buckets, so a batch mixes lengths (see
-    tfft.preprocess)."""
-    lengths, data, free = free_shape_batches(per_token, fine_groups)
-    coarse, fine = bucket_lengths(128), budget_lengths(128)
-    mixed = not fine_groups
-    groups = coarse if mixed else fine
+    Grouped on the fine grid (classify, regress, multilabel) a batch's rows are of nearly one
+    length (padding under 10%); on the power-of-two buckets, or not grouped at all (NER: random
+    rows), a batch mixes lengths (see tfft.preprocess)."""
+    lengths, data, free = free_shape_batches(per_token, kind)
+    fine = budget_lengths(128)
+    mixed = kind != "fine"
+    groups = {"fine": fine, "buckets": bucket_lengths(128), "none": [128]}[kind]
     assert int(free.cardinality()) == training_steps(lengths, 16, groups) == sum(1 for _ in free)
     seen, partial, spread = [], 0, []
     for features, y, w in free:
@@ -134,6 +134,9 @@ def test_free_shape_batches_pad_to_the_fine_grid_without_filler_rows(per_token, 
         assert np.mean(spread) > 4  # not rows of nearly one length
     else:
         assert padding_share(free) < 0.1
+    if kind == "none":  # rows of all lengths in one batch: the long rows pad most batches
+        assert np.mean(spread) > 40
+        return
     labels = np.arange(500, dtype=np.int32)
     bounded = token_dataset(data, labels, batch_size=16, max_length=128, training=True, seed=3)
     assert padding_share(free) < padding_share(bounded)

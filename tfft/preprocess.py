@@ -51,6 +51,8 @@ from tfft.tokenization import Encoded
 logger = logging.getLogger(__name__)
 
 MIN_BUCKET = 16
+#: how training rows without fixed shapes are grouped by length (:attr:`Batching.groups`)
+GROUPS = ("buckets", "fine", "none")
 #: default bound on the probability that any step of a run has more Poisson-sampled rows
 #: than the batch capacity (those rows would be dropped)
 MAX_OVERFLOW = 1e-12
@@ -196,9 +198,11 @@ class Batching:
             replicas and gradient accumulation need. False: no filler rows, each batch padded
             to the fine :meth:`grid`, rows grouped on the power-of-two buckets. Token-budget and
             Poisson batches ignore it.
-        fine_groups: without fixed shapes, group the rows on the fine :meth:`grid` too, so that
-            each batch holds rows of nearly one length (classify, regress and multilabel opt in;
-            see the module docstring).
+        groups: without fixed shapes, how rows are grouped by length into batches:
+            ``"buckets"`` on the power-of-two buckets (a batch mixes lengths), ``"fine"`` on the
+            fine :meth:`grid` (rows of nearly one length: classify, regress and multilabel),
+            ``"none"`` not at all (random rows, as the standard PyTorch recipe draws them: NER).
+            See the module docstring.
         by_length: evaluation batches hold the rows ordered by length (shortest first,
             :func:`length_order`), each padded to :meth:`grid`, not in input order: far less
             padding, for consumers that do not need the order (Keras' validation pass in
@@ -209,7 +213,7 @@ class Batching:
     batch_tokens: int | None = None
     fixed_shapes: bool = True
     by_length: bool = False
-    fine_groups: bool = False
+    groups: str = "buckets"
 
     def grid(self, max_length: int) -> list[int]:
         """The lengths training batches are padded to, up to ``max_length``: the fine grid of
@@ -224,6 +228,8 @@ class Batching:
         return bucket_lengths(max_length)
 
     def __post_init__(self):
+        if self.groups not in GROUPS:
+            raise ValueError(f"Batching.groups must be one of {GROUPS}. Received: groups={self.groups!r}")
         if self.sampler is not None and self.batch_tokens is not None:
             raise ConfigError(
                 "Poisson-sampled batches (DP-SGD) have a fixed number of rows: they do not combine "
@@ -414,10 +420,12 @@ def bucketed_dataset(
         )
     if not batching.fixed_shapes and to_buckets is None:
         grid = batching.grid(int(max(buckets)))
-        if batching.fine_groups:
+        if batching.groups == "fine":
             buckets = grid
-        else:  # grouped on the coarse buckets, each batch padded to the fine grid
+        else:  # grouped on the coarse buckets (or one), each batch padded to the fine grid
             to_buckets = pad_length_to_bucket(grid, padding)
+            if batching.groups == "none":
+                buckets = [max(buckets)]
     dataset = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(lengths)))
     dataset = dataset.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.bucket_by_sequence_length(

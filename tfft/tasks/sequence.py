@@ -153,7 +153,7 @@ class SequenceTask(Task):
             raise DataError(f"`text_pairs` has {len(pairs)} entries for {len(texts)} texts.")
         encoder = spec.backbone.encoder
         if batching is not None:  # rows weighed as a whole: grouped on the fine grid (tfft.preprocess)
-            batching = dataclasses.replace(batching, fine_groups=True)
+            batching = dataclasses.replace(batching, groups="fine")
         if encoder is None:
             return text_dataset(
                 texts,

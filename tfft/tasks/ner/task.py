@@ -4,6 +4,8 @@ entity-level evaluation and exports (see :mod:`tfft.tasks.ner` for how the piece
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 from collections.abc import Sequence
@@ -257,6 +259,8 @@ class NerTask(Task):
                 }
                 logger.info("Tag weights: %s", shown)
             labels, weights = packed.token_labels(tag_ids(examples, settings["labels"]), tag_weights)
+        if batching is not None:  # random rows, not grouped by length (tfft.preprocess)
+            batching = dataclasses.replace(batching, groups="none")
         return token_label_dataset(
             packed,
             labels,
