@@ -105,11 +105,11 @@ class FusedAdamUpdate:
             return
 
         def decay_all(distribution, variables, **kwargs):
+            rate = self.learning_rate * self.weight_decay  # the schedule evaluated once a step
+
             def decay(variable):
                 if self._use_weight_decay(variable):
-                    dtype = variable.dtype
-                    rate = tf.cast(self.learning_rate, dtype) * tf.cast(self.weight_decay, dtype)
-                    variable.assign(variable * (1 - rate))
+                    variable.assign(variable * (1 - tf.cast(rate, variable.dtype)))
 
             for variable in variables:
                 distribution.extended.update(variable, decay, group=False)
