@@ -26,9 +26,10 @@ from tfft.backbones.lora import (
     merged_lora,
     write_adapter_file,
 )
-from tfft.config import LoraConfig, ModelConfig, load_config
+from tfft.config import ModelConfig, load_config
 from tfft.errors import ConfigError
 from tfft.keras import keras
+from tfft.lora_options import LoraConfig
 
 TEXTS = ["the movie was good", "The FILM was awful!", "great fun, love it", "boring plot...", "café night"]
 

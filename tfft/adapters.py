@@ -37,10 +37,11 @@ from tfft.backbones.lora import (
     lora_of,
     write_adapter_file,
 )
-from tfft.config import RunConfig, load_config, lora_roles
+from tfft.config import RunConfig, load_config
 from tfft.errors import ConfigError, ExportError
 from tfft.export import export_saved_model
 from tfft.folders import check_export_dir
+from tfft.lora_options import lora_roles
 from tfft.pipeline import build_run_model
 
 FORMAT = "tfft-lora/1"

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from tfft.backbones import Backbone, load_backbone
 from tfft.backbones.freezing import freeze
 from tfft.backbones.lora import apply_lora
-from tfft.config import LoraConfig, check_one_way_to_freeze
 from tfft.errors import ConfigError
 from tfft.keras import keras
+from tfft.lora_options import LoraConfig, check_one_way_to_freeze
 from tfft.tasks import get_task
 
 
@@ -68,7 +68,7 @@ def build_model(
         freeze_backbone: train the head only (see :mod:`tfft.backbones.freezing`).
         train_top_layers: train the head and the top N transformer layers only.
         lora: train low-rank adapters on a frozen Hugging Face backbone: a
-            :class:`tfft.config.LoraConfig` or a dict of its fields, e.g.
+            :class:`tfft.lora_options.LoraConfig` or a dict of its fields, e.g.
             ``dict(rank=8, alpha=16, dropout=0.0, targets="query,value")``; None (default)
             fine-tunes every weight. See :mod:`tfft.backbones.lora`.
         **task_options: the task's own options, e.g. ``threshold=0.5`` for ``multilabel``.

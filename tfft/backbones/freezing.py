@@ -51,7 +51,7 @@ def freeze(
 
     Raises:
         ConfigError: ``train_top_layers`` not a positive integer or more than the backbone
-            has (:func:`tfft.config.check_one_way_to_freeze` rejects both options together).
+            has (:func:`tfft.lora_options.check_one_way_to_freeze` rejects both options together).
         BackboneError: a backbone whose layers cannot be told apart.
     """
     if train_top_layers is not None and (

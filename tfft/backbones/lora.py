@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfft.config import LORA_ROLES, LoraConfig
 from tfft.errors import ConfigError
 from tfft.keras import keras
+from tfft.lora_options import LORA_ROLES, LoraConfig
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def find_targets(hf_model, model_type: str, roles: tuple[str, ...]) -> list[tupl
     Args:
         hf_model: the Hugging Face TF main model.
         model_type: its ``config.model_type`` (picks the family's layer names).
-        roles: roles among :data:`tfft.config.LORA_ROLES`.
+        roles: roles among :data:`tfft.lora_options.LORA_ROLES`.
 
     Returns:
         ``(path, layer)`` pairs in the model's order, each layer once (GPT-2's query and

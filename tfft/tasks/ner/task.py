@@ -5,7 +5,6 @@ entity-level evaluation and exports (see :mod:`tfft.tasks.ner` for how the piece
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 from collections.abc import Sequence
