@@ -136,8 +136,9 @@ def run_timing(args: argparse.Namespace) -> None:
     model's figure.
     """
     from tfft.config import load_config
+    from tfft.datasets import run_dataset, training_compilation
     from tfft.execution import runtime
-    from tfft.pipeline import build_run_model, read_train_eval, run_dataset, training_compilation
+    from tfft.pipeline import build_run_model, read_train_eval
     from tfft.tasks import get_task
     from tfft.train import compile_model
 

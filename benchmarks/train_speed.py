@@ -645,7 +645,7 @@ def run_tfft(
     ``budget``: token-budget batches (``--batch-tokens``, or the budget of about
     ``BUDGET_ROWS`` rows per batch on these rows) without XLA, as the CLI runs them.
     ``fixed_shapes``: bounded batch shapes (power-of-two buckets, filler rows); by default
-    as ``tfft fit`` chooses (:func:`tfft.pipeline.fixed_training_shapes`: only with XLA here).
+    as ``tfft fit`` chooses (:func:`tfft.datasets.fixed_training_shapes`: only with XLA here).
     """
     import tf_keras
 

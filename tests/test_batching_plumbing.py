@@ -144,7 +144,7 @@ def test_each_task_groups_its_training_rows_as_it_chose(tiny_bert_dir, tmp_path,
 
 def test_training_shapes_are_bounded_only_when_something_needs_it():
     from tfft.config import RunConfig, TrainConfig
-    from tfft.pipeline import fixed_training_shapes
+    from tfft.datasets import fixed_training_shapes
 
     config = RunConfig()
     accumulating = RunConfig(train=TrainConfig(grad_accum_steps=2))

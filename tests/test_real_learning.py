@@ -18,8 +18,8 @@ import pytest
 from helpers import SHARED_DATA
 
 import tfft
+from tfft.datasets import run_dataset
 from tfft.keras import keras
-from tfft.pipeline import run_dataset
 
 SST2 = SHARED_DATA / "sst2"
 TRAIN_ROWS, DEV_ROWS = 480, 200

@@ -326,7 +326,7 @@ def test_seq2seq_batches_fit_both_sides_in_the_budget(tmp_path):
 
 
 def test_tasks_that_build_their_own_batches_refuse_it(tmp_path):
-    from tfft.pipeline import run_dataset
+    from tfft.datasets import run_dataset
 
     gpt2 = write_tiny_gpt2_lm(tmp_path / "gpt2")
     model = tfft.build_model(hf_model=str(gpt2), task="causal-lm")

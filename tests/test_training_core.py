@@ -194,7 +194,8 @@ def test_early_stopping_stops_and_the_best_epochs_weights_come_back(tiny_bert_di
 
 
 def test_class_weights_auto_weigh_each_row_n_over_k_times_class_count(tiny_bert_dir, tmp_path):
-    from tfft.pipeline import build_run_model, read_train_eval, run_dataset
+    from tfft.datasets import run_dataset
+    from tfft.pipeline import build_run_model, read_train_eval
     from tfft.tasks import get_task
 
     labels = ["pos"] * 15 + ["neg"] * 5 + ["meh"] * 4

@@ -24,19 +24,12 @@ import tensorflow as tf
 from tfft import costs
 from tfft.backbones.freezing import parameter_counts
 from tfft.config import AUTO_LEARNING_RATE, RunConfig, default_learning_rate
+from tfft.datasets import batch_tokens_runtime, run_dataset, training_compilation
 from tfft.errors import ConfigError
 from tfft.execution import runtime
 from tfft.keras import keras
 from tfft.lr_range import MAX_STEPS
-from tfft.pipeline import (
-    batch_tokens_runtime,
-    build_run_model,
-    check_accumulation,
-    privacy_plan,
-    read_train_eval,
-    run_dataset,
-    training_compilation,
-)
+from tfft.pipeline import build_run_model, check_accumulation, privacy_plan, read_train_eval
 from tfft.tasks import get_task
 from tfft.train import compile_model
 

@@ -14,7 +14,7 @@ feeds it token ids with labels of any shape (per example in :func:`token_dataset
 for NER); seq2seq builds on it directly (two sides with their own buckets).
 
 **How training batches are drawn** is one :class:`Batching` handed down explicitly, from
-:func:`tfft.pipeline.run_dataset` (or :func:`tfft.make_dataset`) through each task's
+:func:`tfft.datasets.run_dataset` (or :func:`tfft.make_dataset`) through each task's
 ``dataset`` call to :func:`bucketed_dataset` and :func:`text_dataset`:
 
 - **Poisson sampling** (DP-SGD, :mod:`tfft.privacy`): with ``Batching(sampler=...)`` the

@@ -33,7 +33,7 @@ which a budget keeps about the same in every batch; NER too (with fixed-size bat
 divides by real rows x the mean words per training sentence instead).
 
 **Limits.** The batch shapes vary, so XLA (one compilation per shape) is not used with a
-token budget (:func:`tfft.pipeline.batch_tokens_runtime`); DP-SGD and gradient accumulation
+token budget (:func:`tfft.datasets.batch_tokens_runtime`); DP-SGD and gradient accumulation
 need fixed-size batches and refuse it (:func:`tfft.config.check_batch_tokens`).
 
 >>> budget_lengths(40)
