@@ -26,12 +26,13 @@ for NER); seq2seq builds on it directly (two sides with their own buckets).
   With ``Batching(fixed_shapes=False)`` (what ``tfft fit`` uses when the model runs without
   XLA, on one replica, without gradient accumulation) partial batches keep their real rows
   only (no filler rows) and each batch is padded to the fine grid of its longest row
-  (:func:`tfft.token_budget.budget_lengths`). Rows are still grouped on the power-of-two
-  buckets, so that a batch mixes lengths, unless the task opts in with
-  ``Batching(fine_groups=True)``: classify, regress and multilabel do (about 7% of SST-2's
-  token slots are padding instead of 40%, at the same accuracy). Grouped on the fine grid,
-  NER, QA and the Multi30k translation example learned measurably worse (the README's
-  "How the pipeline works", Padding, has the figures).
+  (:func:`tfft.token_budget.budget_lengths`). How the rows are grouped by length is the
+  task's choice (``Batching.groups``): classify, regress and multilabel on the fine grid
+  (``"fine"``: 7% of SST-2's token slots are padding instead of 40%, at the same accuracy);
+  NER not at all (``"none"``: random rows, as PyTorch's recipe draws them: better entity F1);
+  QA, seq2seq and the language models on the power-of-two buckets (``"buckets"``): grouped
+  on the fine grid, NER, QA and the Multi30k example learned measurably worse (README, "How
+  the pipeline works", Padding, has the figures).
 """
 
 from __future__ import annotations
@@ -196,13 +197,14 @@ class Batching:
         fixed_shapes: batches of ``batch_size`` rows keep a bounded set of shapes (power-of-two
             length buckets, partial batches filled up with rows of weight 0), as XLA, several
             replicas and gradient accumulation need. False: no filler rows, each batch padded
-            to the fine :meth:`grid`, rows grouped on the power-of-two buckets. Token-budget and
-            Poisson batches ignore it.
+            to the fine :meth:`grid`, rows grouped as ``groups`` says. Token-budget and Poisson
+            batches ignore it.
         groups: without fixed shapes, how rows are grouped by length into batches:
             ``"buckets"`` on the power-of-two buckets (a batch mixes lengths), ``"fine"`` on the
             fine :meth:`grid` (rows of nearly one length: classify, regress and multilabel),
             ``"none"`` not at all (random rows, as the standard PyTorch recipe draws them: NER).
-            See the module docstring.
+            With fixed shapes the rows are always grouped on the power-of-two buckets (random
+            rows would pad most batches to the longest bucket). See the module docstring.
         by_length: evaluation batches hold the rows ordered by length (shortest first,
             :func:`length_order`), each padded to :meth:`grid`, not in input order: far less
             padding, for consumers that do not need the order (Keras' validation pass in
@@ -355,8 +357,8 @@ def bucketed_dataset(
     ``buckets`` (``bucket_by_sequence_length``), padded to the bucket length and to
     ``batch_size`` rows (filler rows of weight 0), with a known number of batches
     (:func:`training_steps`); or drawn as ``batching`` says (``fixed_shapes=False``: without
-    filler rows, grouped on the fine grid, or for per-token weights on ``buckets`` with each
-    batch padded to the fine grid of its longest row or by ``to_buckets``). Otherwise
+    filler rows, grouped as ``batching.groups`` says, each batch padded to the fine grid of its
+    longest row, or by ``to_buckets`` on ``buckets``). Otherwise
     (evaluation, prediction): in input order, each batch padded to its longest row, then up
     to the next bucket length; the last batch may be partial. With ``batching.by_length``
     the rows come shortest first instead, padded up to ``batching.grid``.
