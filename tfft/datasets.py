@@ -117,7 +117,7 @@ def run_dataset(
 ) -> tf.data.Dataset:
     """Training batches of ``grad_accum_steps x batch_size`` rows (one optimizer update each),
     of at most ``batch_tokens`` token slots (:mod:`tfft.token_budget`), or Poisson-sampled by
-    ``sampler`` (DP-SGD, :func:`poisson_sampler`); evaluation batches of ``batch_size``.
+    ``sampler`` (DP-SGD, :func:`tfft.pipeline.poisson_sampler`); evaluation batches of ``batch_size``.
     ``fixed_shapes=False`` (see :func:`fixed_training_shapes`): fixed-size training batches
     without filler rows, padded to the fine length grid, and evaluation batches on the same grid.
     ``by_length``: evaluation rows ordered by length, not input order (Keras' validation pass).
